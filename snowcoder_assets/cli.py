@@ -1,0 +1,161 @@
+"""`snowcoder`: run the demo, the UI, part of the graph, and ask the lineage store questions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from snowcoder_assets.config import ConfigError, SnowcoderConfig, load_config
+from snowcoder_assets.layout import lineage_db_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config) if args.command != "ui" else None
+        return int(args.handler(args, config) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snowcoder", description=__doc__)
+    parser.add_argument(
+        "--config", help="configuration file (default: $SNOWCODER_CONFIG or ./snowcoder.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="materialize the whole graph on the configured sources")
+    demo.add_argument("--workers", type=int, default=None)
+    demo.set_defaults(handler=_demo)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=_ui)
+
+    mat = sub.add_parser("materialize", help="materialize a Dagster asset selection")
+    mat.add_argument("--select", default="*", help="Dagster selection, e.g. raw_files or '*'")
+    mat.add_argument(
+        "--all-partitions",
+        action="store_true",
+        help="re-run every partition, not only new or changed shards",
+    )
+    mat.add_argument(
+        "--workers", type=int, default=None, help="parallel partitions (default: cores)"
+    )
+    mat.set_defaults(handler=_materialize)
+
+    disc = sub.add_parser("discover", help="register new source shards as partitions")
+    disc.set_defaults(handler=_discover)
+
+    explain = sub.add_parser("explain", help="a file's whole history, by <repo>/<path> or doc_id")
+    explain.add_argument("ref")
+    explain.set_defaults(handler=_explain)
+
+    stats = sub.add_parser("stats", help="files, kept and dropped per stage, with drop reasons")
+    stats.set_defaults(handler=_stats)
+    return parser
+
+
+def _materialize(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    from snowcoder_assets.runner import materialize
+
+    start = time.perf_counter()
+    ok = materialize(config, args.select, args.all_partitions, args.workers)
+    print(f"{'done' if ok else 'FAILED'} in {time.perf_counter() - start:.1f}s")
+    return 0 if ok else 1
+
+
+def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    from snowcoder_assets.runner import materialize
+
+    print(f"snowcoder demo: configuration {config.config_file}")
+    start = time.perf_counter()
+    ok = materialize(config, "*", workers=args.workers)
+    print(f"\nmaterialized in {time.perf_counter() - start:.1f}s\n")
+    _stats(args, config)
+    db = lineage_db_path(config.data_dir)
+    print(f"\ndata:          {config.data_dir}")
+    print(f'lineage store: {db}   (try: duckdb {db} "SELECT * FROM file_status LIMIT 5")')
+    print("explain file:  .venv/bin/snowcoder explain <repo>/<path>")
+    print("open the UI:   make ui   (or .venv/bin/snowcoder ui; then http://127.0.0.1:3000)")
+    return 0 if ok else 1
+
+
+def _ui(args: argparse.Namespace, _config: Any) -> int:
+    from snowcoder_assets.ui import run_ui
+
+    return run_ui(args.host, args.port)
+
+
+def _discover(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    import dagster as dg
+
+    from snowcoder_assets.raw.shards import needs_ingest
+    from snowcoder_assets.runner import ensure_dagster_home, register_shards
+
+    ensure_dagster_home()
+    shards = register_shards(config, dg.DagsterInstance.get())
+    for shard in shards:
+        state = "needs ingest" if needs_ingest(config, shard) else "up to date"
+        print(
+            f"{shard.partition_key}\t{len(shard.unit_keys)} units\t{shard.num_files} files\t"
+            f"{shard.num_bytes / 1e6:.1f} MB\t{state}"
+        )
+    return 0
+
+
+def _explain(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    from snowcoder_assets.lineage.store import query
+
+    matches = query(config.data_dir, "select_file_matches", ref=args.ref)
+    if not matches:
+        print(f"no file matches {args.ref!r} (give <repo>/<path> or a doc_id)", file=sys.stderr)
+        return 1
+    for file in matches:
+        print(f"{file['repo']}/{file['path']}")
+        for key in ("doc_id", "source", "partition", "lang", "bytes", "content_sha"):
+            print(f"  {key:<12} {file[key]}")
+        for d in query(config.data_dir, "select_file_decisions", doc_id=file["doc_id"]):
+            verdict = "kept" if d["kept"] else "DROPPED"
+            why = f": {d['reason']}" if d["reason"] else ""
+            detail = f" ({d['detail']})" if d["detail"] else ""
+            print(f"  [{d['stage']}] {verdict}{why}{detail}")
+        for rel in query(config.data_dir, "select_file_related", doc_id=file["doc_id"]):
+            print(f"  [{rel['table']}] {rel['row']}")
+    return 0
+
+
+def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    from snowcoder_assets.lineage.store import query
+
+    _print_table(query(config.data_dir, "select_stage_funnel"), "per-stage funnel")
+    _print_table(query(config.data_dir, "select_drop_reasons"), "drop reasons")
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]], title: str) -> None:
+    print(f"{title}:")
+    if not rows:
+        print("  (nothing yet)")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(f"{r[c]}") for r in rows)) for c in columns}
+    print("  " + "  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  " + "  ".join(f"{row[c]}".ljust(widths[c]) for c in columns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

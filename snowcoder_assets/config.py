@@ -1,0 +1,292 @@
+"""Typed configuration loaded from `snowcoder.toml` (or the file `SNOWCODER_CONFIG` names).
+
+Every relative path in the file resolves against the file's own folder, so a configuration
+means the same thing from any working directory. A bad file fails here, before any work,
+with a message naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_ENV_VAR = "SNOWCODER_CONFIG"
+DEFAULT_CONFIG_NAME = "snowcoder.toml"
+SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with the file and key in the message."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(StrictModel):
+    data_dir: Path = Path("data")
+
+
+class IngestConfig(StrictModel):
+    """How raw files are read and grouped into shards (the `raw_files` partitions)."""
+
+    # The Stack v1 drops files over 1 MB; larger files are recorded, never read.
+    max_file_bytes: int = Field(default=1_000_000, gt=0)
+    # Shards pack whole repositories (or whole input files) up to these bounds.
+    shard_max_bytes: int = Field(default=64_000_000, gt=0)
+    shard_max_files: int = Field(default=20_000, gt=0)
+    # Include list of languages (names from snowcoder_assets/languages.py); empty = all known.
+    languages: list[str] = Field(default_factory=list)
+    # Tried after UTF-8 (with or without BOM) and UTF-16 with a BOM; strict, so bytes it does
+    # not define still make the file `undecodable`.
+    fallback_encoding: str = "cp1252"
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        from snowcoder_assets.languages import LANGUAGES
+
+        unknown = sorted(set(value) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language(s) {unknown}; known: {sorted(LANGUAGES)}")
+        return value
+
+    @field_validator("fallback_encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+
+class _SourceBase(StrictModel):
+    name: Annotated[str, Field(pattern=SOURCE_NAME_PATTERN)]
+
+
+class LocalDirSourceConfig(_SourceBase):
+    """A folder whose immediate subfolders are repositories."""
+
+    kind: Literal["local_dir"]
+    path: Path
+
+
+class GitSourceConfig(_SourceBase):
+    """A git repository, or a folder of them; files tracked at HEAD."""
+
+    kind: Literal["git"]
+    path: Path
+
+
+class _TabularColumns(StrictModel):
+    """Column names of The Stack v1; override for other datasets."""
+
+    content_column: str = "content"
+    repo_column: str = "max_stars_repo_name"
+    path_column: str = "max_stars_repo_path"
+    lang_column: str = "lang"
+    stars_column: str = "max_stars_count"
+    licenses_column: str = "max_stars_repo_licenses"
+
+
+class ParquetSourceConfig(_SourceBase, _TabularColumns):
+    """Parquet files (a path or a glob) with The Stack v1 columns; one shard per file."""
+
+    kind: Literal["parquet"]
+    path: str
+
+
+class JsonlSourceConfig(_SourceBase, _TabularColumns):
+    """JSON-lines files (a path or a glob, `.gz` allowed) with The Stack v1 columns."""
+
+    kind: Literal["jsonl"]
+    path: str
+
+
+class HfDatasetSourceConfig(_SourceBase, _TabularColumns):
+    """A `datasets` dataset by Hub id or local path, read streaming; one shard per data shard."""
+
+    kind: Literal["hf_dataset"]
+    path: str
+    config_name: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    data_dir: str | None = None
+
+
+class PythonInstallSourceConfig(_SourceBase):
+    """The running interpreter's standard library and site-packages, read in place."""
+
+    kind: Literal["python_install"]
+    stdlib: bool = True
+    # "*" = every installed distribution; else top-level package/module names to include.
+    site_packages: Literal["*"] | list[str] = "*"
+    # Top-level names to leave out (stdlib or site-packages).
+    exclude: list[str] = Field(default_factory=list)
+
+
+SourceConfig = Annotated[
+    LocalDirSourceConfig
+    | GitSourceConfig
+    | ParquetSourceConfig
+    | JsonlSourceConfig
+    | HfDatasetSourceConfig
+    | PythonInstallSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class SnowcoderConfig(StrictModel):
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    sources: list[SourceConfig] = Field(min_length=1)
+    # Where the file was read from; set by load_config, not by the file.
+    config_file: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.data_dir
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(f"no source named {name!r} in {self.config_file}")
+
+
+def default_config_path() -> Path:
+    """SNOWCODER_CONFIG, else ./snowcoder.toml, else the project's own snowcoder.toml."""
+    if os.environ.get(CONFIG_ENV_VAR):
+        return Path(os.environ[CONFIG_ENV_VAR]).expanduser().resolve()
+    cwd_file = Path.cwd() / DEFAULT_CONFIG_NAME
+    if cwd_file.is_file():
+        return cwd_file.resolve()
+    return (project_root() / DEFAULT_CONFIG_NAME).resolve()
+
+
+def project_root() -> Path:
+    """The folder holding pyproject.toml for a source checkout; else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> SnowcoderConfig:
+    """Read, validate and resolve a configuration file; raise ConfigError on any problem."""
+    config_file = Path(path).expanduser().resolve() if path else default_config_path()
+    if not config_file.is_file():
+        raise ConfigError(f"{config_file}: configuration file not found")
+    try:
+        raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_file}: not valid TOML: {exc}") from exc
+    if "config_file" in raw:
+        raise ConfigError(f"{config_file}: config_file: unknown key")
+    try:
+        config = SnowcoderConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(config_file, exc)) from exc
+    config = _resolve_paths(config, config_file)
+    _check_sources(config)
+    return config
+
+
+def _describe_validation_error(config_file: Path, exc: ValidationError) -> str:
+    lines = [f"{config_file}: invalid configuration"]
+    for error in exc.errors():
+        key = _format_location(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "union_tag_invalid":
+            message = f"unknown kind {error['input'].get('kind')!r}; expected one of " + (
+                "local_dir, git, parquet, jsonl, hf_dataset, python_install"
+            )
+        elif error["type"] == "missing":
+            message = "missing required key"
+        elif "input" in error and error["type"] not in ("union_tag_not_found",):
+            message = f"{message} (got {error['input']!r})"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts[-1] = f"{parts[-1]}[{item}]" if parts else f"[{item}]"
+        elif i > 0 and isinstance(loc[i - 1], int) and loc[0] == "sources" and i == 2:
+            continue  # the discriminator tag pydantic inserts into the location
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _resolve_paths(config: SnowcoderConfig, config_file: Path) -> SnowcoderConfig:
+    base = config_file.parent
+    sources = []
+    for source in config.sources:
+        if isinstance(source, LocalDirSourceConfig | GitSourceConfig):
+            source = source.model_copy(update={"path": _resolve(base, source.path)})
+        elif isinstance(source, ParquetSourceConfig | JsonlSourceConfig) or (
+            isinstance(source, HfDatasetSourceConfig) and _looks_local(base, source.path)
+        ):
+            source = source.model_copy(update={"path": str(_resolve(base, Path(source.path)))})
+        sources.append(source)
+    paths = PathsConfig(data_dir=_resolve(base, config.paths.data_dir))
+    return config.model_copy(
+        update={"paths": paths, "sources": sources, "config_file": config_file}
+    )
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _looks_local(base: Path, path: str) -> bool:
+    return path.startswith((".", "/", "~")) or (base / path).exists()
+
+
+def _check_sources(config: SnowcoderConfig) -> None:
+    where = config.config_file
+    seen: set[str] = set()
+    for i, source in enumerate(config.sources):
+        key = f"sources[{i}]"
+        if source.name in seen:
+            raise ConfigError(f"{where}: {key}.name: duplicate source name {source.name!r}")
+        seen.add(source.name)
+        if isinstance(source, LocalDirSourceConfig) and not source.path.is_dir():
+            raise ConfigError(f"{where}: {key}.path: {source.path} is not an existing folder")
+        if isinstance(source, GitSourceConfig) and not source.path.is_dir():
+            raise ConfigError(f"{where}: {key}.path: {source.path} is not an existing folder")
+        if isinstance(source, ParquetSourceConfig | JsonlSourceConfig) and not glob.glob(
+            source.path, recursive=True
+        ):
+            raise ConfigError(f"{where}: {key}.path: {source.path} matches no file")
+        if (
+            isinstance(source, HfDatasetSourceConfig)
+            and source.path.startswith("/")
+            and not Path(source.path).exists()
+        ):
+            raise ConfigError(f"{where}: {key}.path: {source.path} does not exist")
+
+
+def partition_key(source: str, shard: str) -> str:
+    """Dynamic partition key of one source shard: `<source>/<shard>`."""
+    return f"{source}/{shard}"
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    source, sep, shard = key.partition("/")
+    if not sep or not re.match(SOURCE_NAME_PATTERN, source) or not shard:
+        raise ValueError(f"partition key {key!r} is not of the form <source>/<shard>")
+    return source, shard

@@ -1,0 +1,19 @@
+"""The Dagster code location: assets, checks, sensors and resources of the whole graph."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from snowcoder_assets.config import default_config_path, load_config
+from snowcoder_assets.raw.assets import raw_files
+from snowcoder_assets.raw.sensors import source_shard_sensor
+from snowcoder_assets.resources import SnowcoderConfigResource
+
+# Validate the configuration when the code location loads: a bad file fails here, before work.
+CONFIG = load_config(default_config_path())
+
+defs = dg.Definitions(
+    assets=[raw_files],
+    sensors=[source_shard_sensor],
+    resources={"snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file))},
+)

@@ -1,0 +1,115 @@
+"""Shared helpers every stage uses: stable ids, content hashes and atomic parquet/JSON writes.
+
+A write goes to a temporary file in the target folder and is renamed into place, so a killed
+run never leaves a half-written file and a re-run simply overwrites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_COMPRESSION = "zstd"
+ROW_GROUP_BYTES = 64 * 1024 * 1024
+
+
+def doc_id_for(source: str, repo: str, path: str) -> str:
+    """Stable across runs and machines: a hash of where the file lives, not what it holds."""
+    key = f"{source}\0{repo}\0{path}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def content_sha(text: str) -> str:
+    """SHA-256 of the UTF-8 text (BOM and source encoding removed)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` only on success."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(target: Path, payload: Any) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def write_table(target: Path, table: pa.Table) -> None:
+    """Write one whole table atomically."""
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+
+
+class ParquetBatchWriter:
+    """Streams rows into one parquet file in bounded memory; the file appears atomically on close.
+
+    Rows are buffered as Python dicts and flushed as a row group once they hold about
+    `ROW_GROUP_BYTES` of payload, so a shard of any size never sits in memory whole.
+    """
+
+    def __init__(self, target: Path, schema: pa.Schema, size_field: str | None = None) -> None:
+        self.target = target
+        self.schema = schema
+        self.size_field = size_field
+        self.rows_written = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._buffered_bytes = 0
+        self._context = atomic_path(target)
+        self._tmp = self._context.__enter__()
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        self._buffered_bytes += (row.get(self.size_field) or 0) if self.size_field else 64
+        if self._buffered_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self.rows_written += len(self._buffer)
+            self._buffer, self._buffered_bytes = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+        self._context.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._context.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> ParquetBatchWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
