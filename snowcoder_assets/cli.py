@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from snowcoder_assets.config import ConfigError, SnowcoderConfig, load_config
+from snowcoder_assets.config import CONFIG_ENV_VAR, ConfigError, SnowcoderConfig, load_config
 from snowcoder_assets.layout import lineage_db_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.config:  # child processes (dagster dev, run workers) read the same file
+        os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     try:
         config = load_config(args.config) if args.command != "ui" else None
         return int(args.handler(args, config) or 0)

@@ -108,17 +108,22 @@ def materialize(
             f"{names}: {len(todo)} of {len(shards)} partitions to run "
             f"({len(shards) - len(todo)} up to date)"
         )
-        ok = _run_partitions(plan.partitioned, todo, workers, echo)
+        ok = _run_partitions(config, plan.partitioned, todo, workers, echo)
     if plan.unpartitioned and ok:
         for key in plan.unpartitioned:
             echo(f"{key.to_user_string()}: running")
-            ok = _run_one([key], None) is None and ok
+            error = _run_one(str(config.config_file), [key], None)
+            ok = ok and error is None
     refresh_views(config.data_dir)
     return ok
 
 
 def _run_partitions(
-    keys: list[dg.AssetKey], todo: list[Shard], workers: int | None, echo: Echo
+    config: SnowcoderConfig,
+    keys: list[dg.AssetKey],
+    todo: list[Shard],
+    workers: int | None,
+    echo: Echo,
 ) -> bool:
     if not todo:
         return True
@@ -127,7 +132,9 @@ def _run_partitions(
     done_bytes, failures, start = 0, [], time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_run_one, keys, s.partition_key): s for s in todo}
+        futures = {
+            pool.submit(_run_one, str(config.config_file), keys, s.partition_key): s for s in todo
+        }
         for i, future in enumerate(as_completed(futures), start=1):
             shard = futures[future]
             error = future.result()
@@ -149,15 +156,19 @@ def _run_partitions(
     return not failures
 
 
-def _run_one(keys: list[dg.AssetKey], partition: str | None) -> str | None:
+def _run_one(config_path: str, keys: list[dg.AssetKey], partition: str | None) -> str | None:
     """Materialize `keys` (one partition or none) in this process; the error text on failure."""
     from snowcoder_assets.definitions import defs
+    from snowcoder_assets.resources import SnowcoderConfigResource
 
     ensure_dagster_home()
     try:
         result = dg.materialize(
             assets=list(defs.assets or []),
-            resources=defs.resources,
+            resources={
+                **(defs.resources or {}),
+                "snowcoder": SnowcoderConfigResource(config_path=config_path),
+            },
             selection=keys,
             partition_key=partition,
             run_config=QUIET_CONSOLE,

@@ -1,0 +1,170 @@
+"""raw_files through Dagster on hostile corpora: nothing lost, incremental, sensor-driven."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from snowcoder_assets.config import load_config
+from snowcoder_assets.layout import lineage_db_path, raw_shard_path
+from snowcoder_assets.raw.sensors import source_shard_sensor
+from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.runner import materialize
+from tests.corpora import count_entries
+
+RAW = dg.AssetKey("raw_files")
+
+
+def _status(data_dir: Path) -> dict[str, tuple[bool, str | None]]:
+    with duckdb.connect(str(lineage_db_path(data_dir)), read_only=True) as con:
+        rows = con.execute("SELECT repo, path, kept, reason FROM file_status").fetchall()
+    return {f"{repo}/{path}": (kept, reason) for repo, path, kept, reason in rows}
+
+
+def _materialized_partitions(instance: dg.DagsterInstance) -> list[str]:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW), limit=1000)
+    return sorted(r.partition_key for r in records.records)
+
+
+def test_raw_files_records_every_file_on_disk_with_its_reason(dagster_home, hostile_config):
+    config_path, folder = hostile_config
+    config = load_config(config_path)
+    lines: list[str] = []
+    assert materialize(config, "raw_files", workers=2, echo=lines.append)
+    status = _status(config.data_dir)
+    assert len(status) == count_entries(folder)
+    from tests.corpora import HOSTILE_EXPECTED
+
+    assert {k: v[1] for k, v in status.items()} == HOSTILE_EXPECTED
+    assert all(kept == (reason is None) for kept, reason in status.values())
+    raw = pq.read_table(raw_shard_path(config.data_dir, "hostile", "00000")).to_pylist()
+    by_path = {f"{r['repo']}/{r['path']}": r for r in raw}
+    assert by_path["good/latin1.py"]["content"] == "# café crème\nx = 1\n"
+    assert by_path["good/latin1.py"]["encoding"] == "cp1252"
+    assert by_path["good/utf16.py"]["content"] == "print('utf16')\n"
+    assert "secret" not in " ".join(r["content"] for r in raw).lower()
+
+
+def test_lineage_db_opens_from_another_directory(
+    dagster_home, hostile_config, tmp_path, monkeypatch
+):
+    config = load_config(hostile_config[0])
+    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM file_status").fetchone()[0] > 0
+        tables = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    assert {
+        "files",
+        "decisions",
+        "file_status",
+        "dup_clusters",
+        "contamination",
+        "quality",
+        "synthetic",
+    } <= tables
+
+
+def test_new_repository_processes_only_its_new_shard(dagster_home, hostile_config):
+    config_path, folder = hostile_config
+    config = load_config(config_path)
+    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    instance = dg.DagsterInstance.get()
+    first = _materialized_partitions(instance)
+    old_shard = raw_shard_path(config.data_dir, "hostile", "00000")
+    old_mtime = old_shard.stat().st_mtime_ns
+
+    (folder / "newrepo").mkdir()
+    (folder / "newrepo" / "new.py").write_text("NEW = 1\n")
+    lines: list[str] = []
+    assert materialize(config, "raw_files", workers=1, echo=lines.append)
+    assert "raw_files: 1 of 2 partitions to run (1 up to date)" in lines
+    assert _materialized_partitions(instance) == sorted([*first, "hostile/00001"])
+    assert old_shard.stat().st_mtime_ns == old_mtime
+    assert _status(config.data_dir)["newrepo/new.py"] == (True, None)
+    assert len(_status(config.data_dir)) == count_entries(folder)
+
+
+def test_changed_repository_is_ingested_again(dagster_home, hostile_config):
+    config_path, folder = hostile_config
+    config = load_config(config_path)
+    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    (folder / "good" / "main.py").unlink()
+    lines: list[str] = []
+    assert materialize(config, "raw_files", workers=1, echo=lines.append)
+    assert "raw_files: 1 of 1 partitions to run (0 up to date)" in lines
+    assert "good/main.py" not in _status(config.data_dir)
+
+
+def test_sensor_requests_new_and_changed_shards_once(dagster_home, hostile_config):
+    config_path, folder = hostile_config
+    config = load_config(config_path)
+    instance = dg.DagsterInstance.get()
+    resources = {"snowcoder": SnowcoderConfigResource(config_path=str(config_path))}
+
+    def evaluate() -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        return source_shard_sensor(context)
+
+    result = evaluate()
+    assert [r.partition_key for r in result.run_requests] == ["hostile/00000"]
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["hostile/00000"]
+    instance.add_dynamic_partitions("source_shards", ["hostile/00000"])
+    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    assert evaluate().run_requests == []
+    (folder / "another").mkdir()
+    (folder / "another" / "x.go").write_text("package x\n")
+    result = evaluate()
+    assert [r.partition_key for r in result.run_requests] == ["hostile/00001"]
+    assert result.run_requests[0].run_key.startswith("hostile/00001@")
+
+
+def test_killed_ingest_leaves_no_partial_files_and_reruns(
+    dagster_home, hostile_config, monkeypatch: pytest.MonkeyPatch
+):
+    from snowcoder_assets.raw import ingest as ingest_module
+    from snowcoder_assets.raw.shards import discover_shards
+
+    config = load_config(hostile_config[0])
+    (shard,) = discover_shards(config, "hostile")
+    calls = {"n": 0}
+    real_row = ingest_module._row
+
+    def dying_row(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # the process is killed mid-shard
+        return real_row(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_row", dying_row)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_module.ingest_shard(config, "hostile", shard.shard)
+    leftovers = [p for p in config.data_dir.rglob("*") if p.is_file()]
+    assert all(p.suffix != ".tmp" for p in leftovers), leftovers
+    assert not raw_shard_path(config.data_dir, "hostile", shard.shard).exists()
+    monkeypatch.setattr(ingest_module, "_row", real_row)
+    stats = ingest_module.ingest_shard(config, "hostile", shard.shard)
+    assert stats.files == count_entries(hostile_config[1])
+
+
+def test_moved_data_dir_heals_on_next_run(dagster_home, hostile_config, tmp_path):
+    from snowcoder_assets.lineage.store import refresh_views
+
+    config = load_config(hostile_config[0])
+    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    moved = tmp_path / "moved"
+    shutil.move(config.data_dir, moved)
+    refresh_views(moved)
+    with duckdb.connect(str(moved / "lineage.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM files").fetchone()[0] == count_entries(
+            hostile_config[1]
+        )
+    assert os.path.isdir(moved / "lineage")
