@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARQUET_COMPRESSION = "zstd"
+PARQUET_COMPRESSION_LEVEL = 1  # same size as the default level 3 on code, ~1.4x faster
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 
 
@@ -59,29 +60,51 @@ def read_json(path: Path) -> Any:
 def write_table(target: Path, table: pa.Table) -> None:
     """Write one whole table atomically."""
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+        pq.write_table(
+            table, tmp, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL
+        )
 
 
 class ParquetBatchWriter:
     """Streams rows into one parquet file in bounded memory; the file appears atomically on close.
 
-    Rows are buffered as Python dicts and flushed as a row group once they hold about
-    `ROW_GROUP_BYTES` of payload, so a shard of any size never sits in memory whole.
+    Rows are buffered column-wise and flushed as a row group once they hold about
+    `ROW_GROUP_BYTES` of payload, so a shard of any size never sits in memory whole. Columns
+    named in `text_columns` (unique file contents) skip dictionary encoding and statistics,
+    which cost time and buy nothing there.
     """
 
-    def __init__(self, target: Path, schema: pa.Schema, size_field: str | None = None) -> None:
+    def __init__(
+        self,
+        target: Path,
+        schema: pa.Schema,
+        size_field: str | None = None,
+        text_columns: tuple[str, ...] = (),
+    ) -> None:
         self.target = target
         self.schema = schema
         self.size_field = size_field
         self.rows_written = 0
-        self._buffer: list[dict[str, Any]] = []
+        self._names = schema.names
+        self._columns: dict[str, list[Any]] = {name: [] for name in self._names}
+        self._buffered_rows = 0
         self._buffered_bytes = 0
         self._context = atomic_path(target)
         self._tmp = self._context.__enter__()
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION)
+        plain = [n for n in self._names if n not in text_columns]
+        self._writer = pq.ParquetWriter(
+            self._tmp,
+            schema,
+            compression=PARQUET_COMPRESSION,
+            compression_level=PARQUET_COMPRESSION_LEVEL,
+            use_dictionary=plain,
+            write_statistics=plain,
+        )
 
     def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
+        for name, column in self._columns.items():
+            column.append(row.get(name))
+        self._buffered_rows += 1
         self._buffered_bytes += (row.get(self.size_field) or 0) if self.size_field else 64
         if self._buffered_bytes >= ROW_GROUP_BYTES:
             self._flush()
@@ -91,10 +114,11 @@ class ParquetBatchWriter:
             self.write(row)
 
     def _flush(self) -> None:
-        if self._buffer:
-            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
-            self.rows_written += len(self._buffer)
-            self._buffer, self._buffered_bytes = [], 0
+        if self._buffered_rows:
+            self._writer.write_table(pa.Table.from_pydict(self._columns, schema=self.schema))
+            self.rows_written += self._buffered_rows
+            self._columns = {name: [] for name in self._names}
+            self._buffered_rows, self._buffered_bytes = 0, 0
 
     def close(self) -> None:
         self._flush()

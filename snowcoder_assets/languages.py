@@ -6,8 +6,6 @@ languages it covers; names are lower-case and match The Stack's `lang` values wh
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     # The Stack's most common programming languages (the paper trains on 18 of these).
     "python": (".py", ".pyi", ".pyx", ".pxd", ".pyw"),
@@ -98,12 +96,13 @@ _ALIASES: dict[str, str] = {
 
 def language_of(path: str) -> str | None:
     """The language of a file by its name, or None when the table does not know it."""
-    name = PurePosixPath(path).name
+    name = path.rpartition("/")[2]
     if name in FILENAMES:
         return FILENAMES[name]
-    suffix = PurePosixPath(name).suffix
-    if not suffix:
+    dot = name.rfind(".")
+    if dot <= 0:  # no suffix, or a dotfile such as `.bashrc`
         return None
+    suffix = name[dot:]
     return _BY_SUFFIX.get(suffix) or _BY_SUFFIX_LOWER.get(suffix.lower())
 
 

@@ -34,27 +34,34 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
 
 
 def run_ui(host: str = "127.0.0.1", port: int = 3000) -> int:
-    """Run the UI until Ctrl-C or SIGTERM; return dagster dev's exit status."""
+    """Run the UI until Ctrl-C, SIGTERM or SIGHUP; return dagster dev's exit status."""
     ensure_dagster_home()
-    process = subprocess.Popen(
-        dagster_dev_command(host, port),
-        cwd=project_root(),
-        start_new_session=True,  # its own process group, signalled as a whole
-        preexec_fn=_restore_default_signals,
-    )
-    stopping = {"signal": None}
+    stopping: dict[str, int | None] = {"signal": None, "pgid": None}
 
     def forward(signum: int, _frame: object) -> None:
         stopping["signal"] = signum
-        _signal_group(process.pid, signal.SIGINT)
+        if stopping["pgid"] is not None:
+            _signal_group(stopping["pgid"], signal.SIGINT)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    print(
-        f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']}; "
-        "Ctrl-C stops it)",
-        flush=True,
-    )
+    # Handlers first: a signal that arrives while the child starts must still reach it.
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in stop_signals}
+    process = None
     try:
+        process = subprocess.Popen(
+            dagster_dev_command(host, port),
+            cwd=project_root(),
+            start_new_session=True,  # its own process group, signalled as a whole
+            preexec_fn=_restore_default_signals,
+        )
+        stopping["pgid"] = process.pid
+        if stopping["signal"] is not None:
+            _signal_group(process.pid, signal.SIGINT)
+        print(
+            f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']}; "
+            "Ctrl-C stops it)",
+            flush=True,
+        )
         while process.poll() is None:
             time.sleep(0.2)
             if stopping["signal"] is not None:
@@ -62,7 +69,8 @@ def run_ui(host: str = "127.0.0.1", port: int = 3000) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _signal_group(process.pid, signal.SIGKILL)  # whatever is left of the group
+        if process is not None:
+            _signal_group(process.pid, signal.SIGKILL)  # whatever is left of the group
     return process.returncode or 0
 
 

@@ -12,6 +12,13 @@ from tests.corpora import MAX_FILE_BYTES, build_hostile_tree, local_dir_source, 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`snowcoder --config` exports SNOWCODER_CONFIG for its children; undo it after each test."""
+    monkeypatch.delenv("SNOWCODER_CONFIG", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A throw-away Dagster instance with the project's dagster.yaml."""

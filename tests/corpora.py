@@ -13,6 +13,7 @@ HOSTILE_EXPECTED: dict[str, str | None] = {
     "good/bom.py": None,
     "good/utf16.py": None,
     "good/latin1.py": None,
+    "good/bad\\xff name.py": None,
     "good/README": "unknown_language",
     "good/blob.bin": "unknown_language",
     "bad/binary.py": "binary",
@@ -43,6 +44,7 @@ def build_hostile_tree(root: Path, outside: Path) -> dict[str, str | None]:
     (good / "bom.py").write_bytes(b"\xef\xbb\xbfprint('bom')\n")
     (good / "utf16.py").write_bytes("print('utf16')\n".encode("utf-16"))
     (good / "latin1.py").write_bytes("# caf\xe9 cr\xe8me\nx = 1\n".encode("latin-1"))
+    (good / os.fsdecode(b"bad\xff name.py")).write_text("y = 2\n")  # not UTF-8
     (good / "README").write_text("no extension\n")
     (good / "blob.bin").write_bytes(os.urandom(256))
     (bad / "binary.py").write_bytes(b"import os\n\x00\x01\x02")

@@ -27,6 +27,7 @@ from snowcoder_assets.sources.base import (
     REASON_DUPLICATE_PATH,
     REASON_LANGUAGE_EXCLUDED,
     REASON_UNKNOWN_LANGUAGE,
+    printable_name,
 )
 
 STAGE = "ingest"
@@ -105,7 +106,7 @@ def ingest_shard(
     seen: Counter[str] = Counter()
     with (
         ParquetBatchWriter(
-            raw_shard_path(data_dir, source_name, shard_name), RAW_SCHEMA, "bytes"
+            raw_shard_path(data_dir, source_name, shard_name), RAW_SCHEMA, "bytes", ("content",)
         ) as raw_out,
         ParquetBatchWriter(
             lineage_part_path(data_dir, "files", STAGE, source_name, shard_name), FILES_SCHEMA
@@ -116,18 +117,9 @@ def ingest_shard(
         ) as decisions_out,
     ):
         for record in source.read(shard.unit_keys):
-            row = _row(record, shard, gate, seen)
-            files_out.write({k: row[k] for k in FILES_SCHEMA.names})
-            decisions_out.write(
-                {
-                    "doc_id": row["doc_id"],
-                    "stage": STAGE,
-                    "kept": row["kept"],
-                    "reason": row["reason"],
-                    "detail": row["detail"],
-                    "partition": shard.partition_key,
-                }
-            )
+            row = _row(record, shard, gate, seen)  # each writer takes the columns it has
+            files_out.write(row)
+            decisions_out.write(row)
             if row["kept"]:
                 raw_out.write(row)
             _count(stats, row)
@@ -152,20 +144,20 @@ def _row(
     reason, detail = record.reason, record.detail
     if reason is None:
         reason = gate(lang)
-    path = record.path
-    doc_id = doc_id_for(shard.source, record.repo, path)
+    repo, path = printable_name(record.repo), printable_name(record.path)
+    doc_id = doc_id_for(shard.source, repo, path)
     seen[doc_id] += 1
     if seen[doc_id] > 1:  # a dataset listing one (repo, path) twice: keep ids unique
         path = f"{path}#dup{seen[doc_id] - 1}"
-        doc_id = doc_id_for(shard.source, record.repo, path)
-        reason, detail = REASON_DUPLICATE_PATH, record.path
+        doc_id = doc_id_for(shard.source, repo, path)
+        reason, detail = REASON_DUPLICATE_PATH, printable_name(record.path)
     kept = reason is None
     text = record.text if kept else None
     return {
         "doc_id": doc_id,
         "source": shard.source,
         "partition": shard.partition_key,
-        "repo": record.repo,
+        "repo": repo,
         "path": path,
         "lang": lang,
         "content": text,
@@ -177,6 +169,7 @@ def _row(
         "kept": kept,
         "reason": reason,
         "detail": detail,
+        "stage": STAGE,
     }
 
 

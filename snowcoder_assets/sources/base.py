@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -107,7 +108,12 @@ def decode_text(data: bytes, fallback_encoding: str) -> tuple[str | None, str | 
 
 
 def read_file_record(
-    root: Path, file_path: Path, repo: str, rel_path: str, max_bytes: int, fallback: str
+    root: str | Path,
+    file_path: str | Path,
+    repo: str,
+    rel_path: str,
+    max_bytes: int,
+    fallback: str,
 ) -> RawRecord:
     """Read one directory entry into a record without following links or reading huge files."""
     try:
@@ -157,7 +163,12 @@ def record_from_bytes(
 
 def record_from_text(repo: str, rel_path: str, text: str, max_bytes: int) -> RawRecord:
     """Classify text that a dataset already holds as a string."""
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates (e.g. a JSON "\\ud800" escape): not text
+        return RawRecord(
+            repo, rel_path, len(text), reason=REASON_UNDECODABLE, detail="lone surrogate code point"
+        )
     if size == 0:
         return RawRecord(repo, rel_path, 0, reason=REASON_EMPTY)
     if size > max_bytes:
@@ -169,7 +180,24 @@ def record_from_text(repo: str, rel_path: str, text: str, max_bytes: int) -> Raw
     return RawRecord(repo, rel_path, size, text=text, encoding="utf-8")
 
 
-def _symlink_record(root: Path, file_path: Path, repo: str, rel_path: str) -> RawRecord:
+def printable_name(name: str) -> str:
+    """A repo or path name that parquet can store: undecodable bytes shown as \\xNN escapes.
+
+    File names that are not UTF-8 reach Python as surrogate escapes (PEP 383)."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = name.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _symlink_record(root: str | Path, file_path: str | Path, repo: str, rel_path: str) -> RawRecord:
     """Links are recorded, never followed: a target inside the root is ingested on its own."""
     try:
         target = os.readlink(file_path)
@@ -190,34 +218,39 @@ def _symlink_record(root: Path, file_path: Path, repo: str, rel_path: str) -> Ra
     return RawRecord(repo, rel_path, 0, reason=REASON_SYMLINK, detail=target)
 
 
-def walk_files(top: Path) -> Iterator[tuple[Path, bool]]:
+def walk_files(top: str | Path) -> Iterator[tuple[str, bool]]:
     """Every non-directory entry under `top` in sorted order, never descending into links.
 
-    Yields (path, inside_vcs_metadata). Directory links are yielded as entries (and then
-    recorded as links) rather than walked, so link loops cannot hang the walk.
+    Yields (path, inside_vcs_metadata) as strings (this is the ingestion hot loop). Directory
+    links are yielded as entries (and then recorded as links) rather than walked, so link
+    loops cannot hang the walk.
     """
-    stack: list[tuple[Path, bool]] = [(top, False)]
+    stack: list[tuple[str, bool]] = [(os.fspath(top), False)]
     while stack:
         folder, in_vcs = stack.pop()
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
         except OSError:
             yield folder, in_vcs  # recorded as unreadable by read_file_record
             continue
         subdirs = []
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append((Path(entry.path), in_vcs or entry.name in VCS_DIRS))
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append((entry.path, in_vcs or entry.name in VCS_DIRS))
             else:
-                yield Path(entry.path), in_vcs
+                yield entry.path, in_vcs
         stack.extend(reversed(subdirs))
 
 
-def fingerprint_tree(top: Path) -> tuple[str, int, int]:
+def fingerprint_tree(top: str | Path) -> tuple[str, int, int]:
     """(fingerprint, bytes, files) of a folder from names, sizes and mtimes: no content read."""
-    import hashlib
-
     digest = hashlib.blake2b(digest_size=16)
+    prefix = len(os.fspath(top)) + 1
     total_bytes = total_files = 0
     for path, _ in walk_files(top):
         try:
@@ -225,7 +258,7 @@ def fingerprint_tree(top: Path) -> tuple[str, int, int]:
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:
             size, mtime = -1, -1
-        digest.update(f"{path.relative_to(top).as_posix()}\0{size}\0{mtime}\n".encode())
+        digest.update(f"{path[prefix:]}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
         total_bytes += max(size, 0)
         total_files += 1
     return digest.hexdigest(), total_bytes, total_files

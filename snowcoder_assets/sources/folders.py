@@ -7,6 +7,7 @@ hostile-input handling in `base.py`. Files inside VCS metadata folders are recor
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
@@ -64,21 +65,26 @@ class FolderRepositories:
             return f"{entry.name}:missing", 0, 1
 
     def _read_entry(self, repo: str, entry: Path) -> Iterator[RawRecord]:
-        root = self.root_of(entry)
+        root = os.fspath(self.root_of(entry))
+        prefix = len(root) + 1
         if not entry.is_dir() or entry.is_symlink():
-            files: Iterable[tuple[Path, bool]] = [(entry, False)]
+            files: Iterable[tuple[str, bool]] = [(os.fspath(entry), False)]
         else:
             files = walk_files(entry)
+        gate = self.language_gate
         for file_path, in_vcs in files:
-            rel_path = file_path.relative_to(root).as_posix()
+            rel_path = file_path[prefix:]
+            if os.sep != "/":
+                rel_path = rel_path.replace(os.sep, "/")
             if in_vcs:
-                size = _lstat_size(file_path)
-                yield RawRecord(repo, rel_path, size, reason=REASON_VCS_METADATA)
+                yield RawRecord(repo, rel_path, _lstat_size(file_path), reason=REASON_VCS_METADATA)
                 continue
-            skip = self.language_gate(rel_path) if self.language_gate else None
-            if skip and not file_path.is_symlink():
-                yield RawRecord(repo, rel_path, _lstat_size(file_path), reason=skip)
-                continue
+            skip = gate(rel_path) if gate else None
+            if skip:
+                st = _lstat(file_path)
+                if st is None or not stat.S_ISLNK(st.st_mode):
+                    yield RawRecord(repo, rel_path, st.st_size if st else 0, reason=skip)
+                    continue
             yield read_file_record(
                 root, file_path, repo, rel_path, self.max_file_bytes, self.fallback_encoding
             )
@@ -168,8 +174,13 @@ def _top_level_name(entry: Path) -> str | None:
     return stem or None
 
 
-def _lstat_size(path: Path) -> int:
+def _lstat(path: str | Path) -> os.stat_result | None:
     try:
-        return os.lstat(path).st_size
+        return os.lstat(path)
     except OSError:
-        return 0
+        return None
+
+
+def _lstat_size(path: str | Path) -> int:
+    st = _lstat(path)
+    return st.st_size if st else 0

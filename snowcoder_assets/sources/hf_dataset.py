@@ -8,6 +8,7 @@ is slow, and every process that loads the pipeline would pay for it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,8 +21,6 @@ from snowcoder_assets.sources.tabular import RowMapper
 
 if TYPE_CHECKING:
     from datasets import IterableDataset
-
-SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,14 @@ class HfDatasetSource:
             index = _shard_index(key, n)
             if index is None:
                 continue  # not a shard of the dataset as it is now
-            mapper = RowMapper(self.config, self.max_file_bytes, self.fallback_encoding)
+            mapper = RowMapper(self.config, self.max_file_bytes, self.fallback_encoding, key)
             for row_index, row in enumerate(dataset.shard(num_shards=n, index=index)):
                 yield mapper.record(row, row_index)
 
     def open(self) -> OpenedDataset:
         """The split as a streaming dataset restricted to the columns rows are read from."""
         local = Path(self.config.path).expanduser()
-        if local.is_dir() and any((local / name).is_file() for name in SAVED_MARKERS):
+        if _is_saved(local):
             return self._open_saved(local)
         return self._open_streaming(local if local.exists() else None)
 
@@ -80,15 +79,12 @@ class HfDatasetSource:
         """A `save_to_disk` folder: one shard per arrow file (memory-mapped, not loaded)."""
         import datasets
 
-        loaded = datasets.load_from_disk(str(folder))
-        if isinstance(loaded, datasets.DatasetDict):
-            if self.config.split not in loaded:
-                raise ValueError(
-                    f"source {self.name!r}: {folder} has no split {self.config.split!r} "
-                    f"(splits: {sorted(loaded)})"
-                )
-            loaded = loaded[self.config.split]
-        fingerprint, num_bytes, _ = fingerprint_tree(folder)
+        split_folder = self._split_folder(folder)
+        fingerprint, num_bytes, _ = fingerprint_tree(split_folder)
+        state = json.loads((split_folder / "state.json").read_text(encoding="utf-8"))
+        if not state.get("_data_files"):  # saved empty; load_from_disk fails on it
+            return OpenedDataset(None, fingerprint, 0, 0)
+        loaded = datasets.load_from_disk(str(split_folder))
         rows = len(loaded)
         if rows == 0:
             return OpenedDataset(None, fingerprint, 0, 0)
@@ -96,6 +92,19 @@ class HfDatasetSource:
         shards = max(1, min(len(loaded.cache_files), rows))
         dataset = loaded.to_iterable_dataset(num_shards=shards)
         return OpenedDataset(dataset, fingerprint, num_bytes, rows)
+
+    def _split_folder(self, folder: Path) -> Path:
+        """The folder of the configured split when `folder` holds a saved DatasetDict."""
+        dict_file = folder / "dataset_dict.json"
+        if not dict_file.is_file():
+            return folder
+        splits = json.loads(dict_file.read_text(encoding="utf-8")).get("splits", [])
+        if self.config.split not in splits:
+            raise ValueError(
+                f"source {self.name!r}: {folder} has no split {self.config.split!r} "
+                f"(splits: {sorted(splits)})"
+            )
+        return folder / self.config.split
 
     def _open_streaming(self, local: Path | None) -> OpenedDataset:
         """Data files (local or on the Hub) through their dataset builder, streaming."""
@@ -122,6 +131,12 @@ class HfDatasetSource:
         wanted = RowMapper(self.config, self.max_file_bytes, self.fallback_encoding).columns
         present = [c for c in wanted if c in column_names]
         return present or column_names[:1]  # no known column: rows still count, as corrupt
+
+
+def _is_saved(folder: Path) -> bool:
+    """A `save_to_disk` folder, by the same files `load_from_disk` looks for."""
+    dataset = (folder / "dataset_info.json").is_file() and (folder / "state.json").is_file()
+    return dataset or (folder / "dataset_dict.json").is_file()
 
 
 def _local_fingerprint(path: Path) -> tuple[str, int, int]:

@@ -41,8 +41,11 @@ _JSON_TYPES[type(None)] = "null"
 class RowMapper:
     """Turns the rows of one unit into records; a repeated (repo, path) gets a `#dup` path."""
 
-    def __init__(self, config: TabularConfig, max_bytes: int, fallback: str) -> None:
+    def __init__(
+        self, config: TabularConfig, max_bytes: int, fallback: str, unit_key: str = ""
+    ) -> None:
         self.config = config
+        self.unit_key = unit_key
         self.max_bytes = max_bytes
         self.fallback = fallback
         self._seen: set[str] = set()  # "repo\0path" of every record of the unit so far
@@ -56,7 +59,8 @@ class RowMapper:
 
     def record(self, row: Mapping[str, Any], index: int) -> RawRecord:
         """The record of row number `index` (0-based) of the unit."""
-        return self.unique(row_record(row, index, self.config, self.max_bytes, self.fallback))
+        record = row_record(row, index, self.config, self.max_bytes, self.fallback, self.unit_key)
+        return self.unique(record)
 
     def unique(self, record: RawRecord) -> RawRecord:
         """The record itself, or a `duplicate_path` record when its (repo, path) was seen."""
@@ -77,11 +81,19 @@ class RowMapper:
 
 
 def row_record(
-    row: Mapping[str, Any], index: int, config: TabularConfig, max_bytes: int, fallback: str
+    row: Mapping[str, Any],
+    index: int,
+    config: TabularConfig,
+    max_bytes: int,
+    fallback: str,
+    unit_key: str = "",
 ) -> RawRecord:
-    """One dataset row as a record: usable text, or the reason the row cannot be used."""
+    """One dataset row as a record: usable text, or the reason the row cannot be used.
+
+    A row without a path is named after its unit and index (`<unit>#row-<i>`), so path-less
+    rows of different units never share a doc_id."""
     repo = _name(row.get(config.repo_column)) or UNKNOWN_REPO
-    path = _name(row.get(config.path_column)) or f"row-{index}"
+    path = _name(row.get(config.path_column)) or f"{unit_key}#row-{index}"
     content = row.get(config.content_column)
     if isinstance(content, str):
         record = record_from_text(repo, path, content, max_bytes)
@@ -93,7 +105,7 @@ def row_record(
         detail = f"content is {type(content).__name__}, not text or bytes"
         record = RawRecord(repo, path, 0, reason=REASON_CORRUPT_ROW, detail=detail)
     lang = row.get(config.lang_column)
-    record.lang_hint = lang if isinstance(lang, str) and lang else None
+    record.lang_hint = _utf8(lang) if isinstance(lang, str) and lang else None
     record.stars = _as_int(row.get(config.stars_column))
     record.licenses = _as_licenses(row.get(config.licenses_column))
     return record
@@ -129,8 +141,8 @@ class _TabularFiles:
             if key in files:  # a unit that vanished since listing has nothing left to read
                 yield from self.read_file(key, files[key])
 
-    def mapper(self) -> RowMapper:
-        return RowMapper(self.config, self.max_file_bytes, self.fallback)
+    def mapper(self, key: str) -> RowMapper:
+        return RowMapper(self.config, self.max_file_bytes, self.fallback, key)
 
     def count_rows(self, path: Path) -> int:
         """Rows in the file when known from metadata alone, else 1."""
@@ -161,10 +173,10 @@ class ParquetSource(_TabularFiles):
             parquet = pq.ParquetFile(path)
             present = set(parquet.schema_arrow.names)
         except errors as exc:
-            detail = f"not a readable parquet file: {exc}"
+            detail = f"not a readable parquet file: {str(exc).strip()}"
             yield RawRecord(UNKNOWN_REPO, key, 0, reason=REASON_CORRUPT_FILE, detail=detail)
             return
-        mapper = self.mapper()
+        mapper = self.mapper(key)
         columns = [c for c in mapper.columns if c in present]
         first_row = 0
         with parquet:
@@ -180,7 +192,8 @@ class ParquetSource(_TabularFiles):
                             index += 1
                 except errors as exc:  # the rest of the group is lost: say so in one record
                     unread = num_rows - (index - first_row)
-                    detail = f"row group {group}: {unread} of {num_rows} rows unread: {exc}"
+                    error = str(exc).strip()
+                    detail = f"row group {group}: {unread} of {num_rows} rows unread: {error}"
                     path_rg = f"{key}#rg{group}"
                     record = RawRecord(UNKNOWN_REPO, path_rg, 0, reason=REASON_CORRUPT_FILE)
                     record.detail = detail
@@ -201,7 +214,7 @@ class JsonlSource(_TabularFiles):
         except OSError as exc:
             yield RawRecord(UNKNOWN_REPO, key, 0, reason=REASON_UNREADABLE, detail=str(exc))
             return
-        mapper = self.mapper()
+        mapper = self.mapper(key)
         line_no = 0
         try:
             with handle:
@@ -258,7 +271,14 @@ def _name(value: Any) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "backslashreplace")
-    return str(value) or None
+    return _utf8(str(value)) or None
+
+
+def _utf8(text: str) -> str:
+    """The text with lone surrogates spelled out, so that it can be written as UTF-8."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
 
 
 def _as_int(value: Any) -> int | None:
@@ -281,7 +301,7 @@ def _as_licenses(value: Any) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [value]
+        return [_utf8(value)]
     if isinstance(value, list | tuple):
-        return [item for item in value if isinstance(item, str)]
+        return [_utf8(item) for item in value if isinstance(item, str)]
     return None

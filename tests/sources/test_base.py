@@ -107,5 +107,5 @@ def test_walk_files_does_not_descend_links_and_terminates_on_loops(tmp_path: Pat
     (tmp_path / "a" / "loop").symlink_to("..", target_is_directory=True)
     (tmp_path / "a" / ".git").mkdir()
     (tmp_path / "a" / ".git" / "HEAD").write_text("ref\n")
-    entries = [(p.relative_to(tmp_path).as_posix(), vcs) for p, vcs in walk_files(tmp_path)]
+    entries = [(Path(p).relative_to(tmp_path).as_posix(), vcs) for p, vcs in walk_files(tmp_path)]
     assert entries == [("a/loop", False), ("a/.git/HEAD", True), ("a/b/f.py", False)]

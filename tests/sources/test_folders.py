@@ -18,7 +18,7 @@ def test_local_dir_repositories_are_subfolders_and_loose_files_form_root(tmp_pat
     )
     units = {u.key: u for u in source.units()}
     assert set(units) == {".", "bad", "good"}
-    assert units["good"].num_files == 8
+    assert units["good"].num_files == 9
     records = {(r.repo, r.path): r for r in source.read(["good", "."])}
     assert ("good", "src/util.c") in records
     assert (".", "loose.py") in records

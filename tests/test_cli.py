@@ -1,0 +1,50 @@
+"""The `snowcoder` command: explain, stats, discover and clear errors on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snowcoder_assets.cli import main
+
+
+def test_cli_explain_stats_and_discover(dagster_home, hostile_config, capsys):
+    config_path, _ = hostile_config
+    assert main(["--config", str(config_path), "discover"]) == 0
+    assert "hostile/00000" in capsys.readouterr().out
+    assert (
+        main(
+            ["--config", str(config_path), "materialize", "--select", "raw_files", "--workers", "1"]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["--config", str(config_path), "explain", "bad/binary.py"]) == 0
+    out = capsys.readouterr().out
+    assert "bad/binary.py" in out and "[ingest] DROPPED: binary" in out
+    assert main(["--config", str(config_path), "stats"]) == 0
+    out = capsys.readouterr().out
+    assert "ingest" in out and "symlink_outside_root" in out
+    assert main(["--config", str(config_path), "explain", "nope/nothing.py"]) == 1
+
+
+def test_cli_bad_config_fails_before_work_with_file_and_key(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sources]]\nname = "x"\nkind = "local_dir"\npath = "missing"\n')
+    assert main(["--config", str(bad), "materialize"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "sources[0].path" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_cli_invalid_selection_is_a_clear_error(dagster_home, hostile_config, capsys):
+    assert main(["--config", str(hostile_config[0]), "materialize", "--select", "nosuch"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["explain", "--help"]])
+def test_cli_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 0
