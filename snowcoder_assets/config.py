@@ -14,7 +14,12 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from snowcoder_assets.phase1.decontaminate import DecontaminationConfig
+from snowcoder_assets.phase1.filters import FilterPolicy
+from snowcoder_assets.phase1.minhash import MinhashConfig
+from snowcoder_assets.strict import StrictModel
 
 CONFIG_ENV_VAR = "SNOWCODER_CONFIG"
 DEFAULT_CONFIG_NAME = "snowcoder.toml"
@@ -23,10 +28,6 @@ SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used, with the file and key in the message."""
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PathsConfig(StrictModel):
@@ -134,6 +135,21 @@ class PythonInstallSourceConfig(_SourceBase):
     exclude: list[str] = Field(default_factory=list)
 
 
+class DedupConfig(StrictModel):
+    """Exact dedup on the normalized content hash, then MinHash LSH near dedup."""
+
+    exact: bool = True
+    near: bool = True
+    minhash: MinhashConfig = Field(default_factory=MinhashConfig)
+
+
+class CorpusConfig(StrictModel):
+    """How phase-1 documents are built (see snowcoder_assets/phase1/corpus.py)."""
+
+    seed: int = 0  # the order of files inside a repository document
+    max_document_bytes: int = Field(default=1_000_000, gt=0)  # longer repositories split
+
+
 SourceConfig = Annotated[
     LocalDirSourceConfig
     | GitSourceConfig
@@ -149,6 +165,10 @@ class SnowcoderConfig(StrictModel):
     paths: PathsConfig = Field(default_factory=PathsConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     sources: list[SourceConfig] = Field(min_length=1)
+    filters: FilterPolicy = Field(default_factory=FilterPolicy)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     # Where the file was read from; set by load_config, not by the file.
     config_file: Path | None = None
 
@@ -242,8 +262,18 @@ def _resolve_paths(config: SnowcoderConfig, config_file: Path) -> SnowcoderConfi
             source = source.model_copy(update={"path": str(_resolve(base, Path(source.path)))})
         sources.append(source)
     paths = PathsConfig(data_dir=_resolve(base, config.paths.data_dir))
+    benchmarks = [
+        b.model_copy(update={"path": _resolve(base, Path(b.path))})
+        for b in config.decontamination.benchmarks
+    ]
+    decontamination = config.decontamination.model_copy(update={"benchmarks": benchmarks})
     return config.model_copy(
-        update={"paths": paths, "sources": sources, "config_file": config_file}
+        update={
+            "paths": paths,
+            "sources": sources,
+            "config_file": config_file,
+            "decontamination": decontamination,
+        }
     )
 
 
@@ -258,6 +288,11 @@ def _looks_local(base: Path, path: str) -> bool:
 
 def _check_sources(config: SnowcoderConfig) -> None:
     where = config.config_file
+    for i, bench in enumerate(config.decontamination.benchmarks):
+        if not Path(bench.path).is_file():
+            raise ConfigError(
+                f"{where}: decontamination.benchmarks[{i}].path: {bench.path} is not a file"
+            )
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         key = f"sources[{i}]"

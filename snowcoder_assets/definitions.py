@@ -5,6 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from snowcoder_assets.config import default_config_path, load_config
+from snowcoder_assets.phase1.assets import (
+    decontaminated_files,
+    deduped_files,
+    dup_clusters,
+    file_signals,
+    filtered_files,
+    phase1_corpus,
+)
 from snowcoder_assets.raw.assets import raw_files
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
@@ -13,7 +21,15 @@ from snowcoder_assets.resources import SnowcoderConfigResource
 CONFIG = load_config(default_config_path())
 
 defs = dg.Definitions(
-    assets=[raw_files],
+    assets=[
+        raw_files,
+        file_signals,
+        filtered_files,
+        dup_clusters,
+        deduped_files,
+        decontaminated_files,
+        phase1_corpus,
+    ],
     sensors=[source_shard_sensor],
     resources={"snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file))},
 )

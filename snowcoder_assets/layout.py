@@ -12,11 +12,6 @@ def raw_shard_path(data_dir: Path, source: str, shard: str) -> Path:
     return data_dir / "raw_files" / source / f"{shard}.parquet"
 
 
-def raw_done_path(data_dir: Path, source: str, shard: str) -> Path:
-    """Written last by a successful ingestion; holds the shard fingerprint it ingested."""
-    return data_dir / "raw_files" / source / f"{shard}.done.json"
-
-
 def shard_registry_path(data_dir: Path, source: str) -> Path:
     return data_dir / "shards" / f"{source}.parquet"
 

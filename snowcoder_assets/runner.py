@@ -1,9 +1,9 @@
 """Materialize a Dagster selection from the command line, partitions included.
 
-Partitioned assets (one partition per source shard) run one Dagster run per partition, in a
-pool of worker processes (all cores); only new or changed shards run unless asked otherwise.
-Unpartitioned (global) assets then run in one run. Every run lands in the project instance,
-so the UI shows them.
+The selection runs in waves, in dependency order: a wave of per-partition assets (one partition
+per source shard) runs one Dagster run per partition in a pool of worker processes (all cores),
+only for partitions whose inputs changed; a global wave (dedup clustering, the corpus) runs once.
+Every run lands in the project instance, so the UI shows them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from snowcoder_assets.config import SnowcoderConfig, project_root
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.raw.partitions import SOURCE_SHARDS
 from snowcoder_assets.raw.shards import Shard, discover_all, needs_ingest
+from snowcoder_assets.stages import is_current
 
 Echo = Callable[[str], None]
 # Step logs stay in the run's event log (the UI shows them); the terminal shows progress lines.
@@ -38,13 +39,15 @@ def ensure_dagster_home() -> Path:
 
 
 @dataclass(frozen=True)
-class Plan:
-    partitioned: list[dg.AssetKey]
-    unpartitioned: list[dg.AssetKey]
+class Wave:
+    """Consecutive selected assets that run together: per partition, or once (global)."""
+
+    partitioned: bool
+    keys: list[dg.AssetKey]
 
 
-def plan_selection(defs: dg.Definitions, selection: str) -> Plan:
-    """Resolve a Dagster selection string into partitioned and global asset keys, in order."""
+def plan_selection(defs: dg.Definitions, selection: str) -> list[Wave]:
+    """Resolve a Dagster selection into waves in dependency order."""
     graph = defs.resolve_asset_graph()
     try:
         keys = dg.AssetSelection.from_string(selection).resolve(graph)
@@ -52,9 +55,15 @@ def plan_selection(defs: dg.Definitions, selection: str) -> Plan:
         raise ValueError(f"invalid selection {selection!r}: {exc}") from exc
     if not keys:
         raise ValueError(f"selection {selection!r} matches no asset")
-    ordered = [k for level in graph.toposorted_asset_keys_by_level for k in level if k in keys]
-    partitioned = [k for k in ordered if graph.get(k).partitions_def is not None]
-    return Plan(partitioned, [k for k in ordered if k not in partitioned])
+    waves: list[Wave] = []
+    for level in graph.toposorted_asset_keys_by_level:
+        for key in sorted(k for k in level if k in keys):
+            partitioned = graph.get(key).partitions_def is not None
+            if waves and waves[-1].partitioned == partitioned:
+                waves[-1].keys.append(key)
+            else:
+                waves.append(Wave(partitioned, [key]))
+    return waves
 
 
 def register_shards(config: SnowcoderConfig, instance: dg.DagsterInstance) -> list[Shard]:
@@ -67,23 +76,46 @@ def register_shards(config: SnowcoderConfig, instance: dg.DagsterInstance) -> li
     return shards
 
 
+def _stage_is_current() -> dict[str, Callable[[SnowcoderConfig, Shard], bool]]:
+    """Per partitioned asset: does its completion marker match what it would consume now?"""
+    from snowcoder_assets.phase1 import per_file as p1
+
+    def stage(name: str, input_digest: Callable[[SnowcoderConfig, str, str], str]):
+        return lambda c, s: is_current(
+            c.data_dir, name, s.source, s.shard, input_digest(c, s.source, s.shard)
+        )
+
+    return {
+        "raw_files": lambda c, s: not needs_ingest(c, s),
+        p1.SIGNALS_STAGE: stage(p1.SIGNALS_STAGE, p1.signals_input_digest),
+        p1.FILTER_STAGE: stage(p1.FILTER_STAGE, p1.filter_input_digest),
+        p1.DEDUP_STAGE: stage(p1.DEDUP_STAGE, p1.dedup_input_digest),
+        p1.DECONT_STAGE: stage(p1.DECONT_STAGE, p1.decont_input_digest),
+    }
+
+
 def partitions_to_run(
     config: SnowcoderConfig,
     instance: dg.DagsterInstance,
     shards: list[Shard],
     keys: list[dg.AssetKey],
     everything: bool,
-) -> list[Shard]:
-    """New or changed shards, plus any shard a selected asset has not materialized yet."""
+) -> dict[Shard, list[dg.AssetKey]]:
+    """For each shard with work, the wave's assets to run: from the first stale one (inputs
+    changed since its completion marker, or never materialized in this instance) to the end."""
     if everything:
-        return shards
+        return {s: list(keys) for s in shards}
+    current = _stage_is_current()
     materialized = {k: instance.get_materialized_partitions(k) for k in keys}
-    return [
-        s
-        for s in shards
-        if needs_ingest(config, s)
-        or any(s.partition_key not in done for done in materialized.values())
-    ]
+    todo: dict[Shard, list[dg.AssetKey]] = {}
+    for shard in shards:
+        for i, key in enumerate(keys):
+            check = current.get(key.to_user_string())
+            fresh = check is not None and check(config, shard)
+            if not fresh or shard.partition_key not in materialized[key]:
+                todo[shard] = keys[i:]
+                break
+    return todo
 
 
 def materialize(
@@ -93,35 +125,39 @@ def materialize(
     workers: int | None = None,
     echo: Echo = print,
 ) -> bool:
-    """Run the selection; returns True when every run succeeded."""
+    """Run the selection wave by wave; returns True when every run succeeded."""
     from snowcoder_assets.definitions import defs
 
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
-    plan = plan_selection(defs, selection)
+    waves = plan_selection(defs, selection)
+    shards = register_shards(config, instance) if any(w.partitioned for w in waves) else []
     ok = True
-    if plan.partitioned:
-        shards = register_shards(config, instance)
-        todo = partitions_to_run(config, instance, shards, plan.partitioned, all_partitions)
-        names = ", ".join(k.to_user_string() for k in plan.partitioned)
-        echo(
-            f"{names}: {len(todo)} of {len(shards)} partitions to run "
-            f"({len(shards) - len(todo)} up to date)"
-        )
-        ok = _run_partitions(config, plan.partitioned, todo, workers, echo)
-    if plan.unpartitioned and ok:
-        for key in plan.unpartitioned:
-            echo(f"{key.to_user_string()}: running")
-            error = _run_one(str(config.config_file), [key], None)
-            ok = ok and error is None
+    for wave in waves:
+        names = ", ".join(k.to_user_string() for k in wave.keys)
+        if wave.partitioned:
+            todo = partitions_to_run(config, instance, shards, wave.keys, all_partitions)
+            echo(
+                f"{names}: {len(todo)} of {len(shards)} partitions to run "
+                f"({len(shards) - len(todo)} up to date)"
+            )
+            ok = _run_partitions(config, todo, workers, echo)
+        else:
+            start = time.perf_counter()
+            error = _run_one(str(config.config_file), wave.keys, None)
+            status = "ok" if error is None else f"FAILED: {error}"
+            echo(f"{names}: {status} in {time.perf_counter() - start:.1f}s")
+            ok = error is None
+        if not ok:
+            echo("stopping: later stages would read incomplete inputs")
+            break
     refresh_views(config.data_dir)
     return ok
 
 
 def _run_partitions(
     config: SnowcoderConfig,
-    keys: list[dg.AssetKey],
-    todo: list[Shard],
+    todo: dict[Shard, list[dg.AssetKey]],
     workers: int | None,
     echo: Echo,
 ) -> bool:
@@ -133,7 +169,8 @@ def _run_partitions(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
-            pool.submit(_run_one, str(config.config_file), keys, s.partition_key): s for s in todo
+            pool.submit(_run_one, str(config.config_file), keys, s.partition_key): s
+            for s, keys in todo.items()
         }
         for i, future in enumerate(as_completed(futures), start=1):
             shard = futures[future]
@@ -182,4 +219,4 @@ def _run_one(config_path: str, keys: list[dg.AssetKey], partition: str | None) -
     failed = [e for e in result.all_events if e.is_step_failure]
     if failed and failed[0].step_failure_data and failed[0].step_failure_data.error:
         return failed[0].step_failure_data.error.message.strip().splitlines()[-1]
-    return "run failed"
+    return "run failed (a blocking asset check failed, or a step was skipped)"

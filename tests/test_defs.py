@@ -15,10 +15,35 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def test_defs_contract():
     graph = defs.resolve_asset_graph()
     assets = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
-    assert {k: a.group_name for k, a in assets.items()} == {"raw_files": "raw"}
-    assert assets["raw_files"].partitions_def.name == "source_shards"
-    checks = {c.name for c in graph.asset_check_keys}
-    assert checks == {"every_file_decided", "unique_doc_id"}
+    assert {k: a.group_name for k, a in assets.items()} == {
+        "raw_files": "raw",
+        "file_signals": "phase1",
+        "filtered_files": "phase1",
+        "dup_clusters": "phase1",
+        "deduped_files": "phase1",
+        "decontaminated_files": "phase1",
+        "phase1_corpus": "phase1",
+    }
+    partitioned = {k for k, a in assets.items() if a.partitions_def is not None}
+    assert partitioned == {
+        "raw_files",
+        "file_signals",
+        "filtered_files",
+        "deduped_files",
+        "decontaminated_files",
+    }
+    assert all(assets[k].partitions_def.name == "source_shards" for k in partitioned)
+    deps = {k: sorted(p.to_user_string() for p in a.parent_keys) for k, a in assets.items()}
+    assert deps["deduped_files"] == ["dup_clusters", "filtered_files"]
+    assert deps["phase1_corpus"] == ["decontaminated_files"]
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("raw_files", "every_file_decided") in checks
+    assert {name for key, name in checks if key == "phase1_corpus"} == {
+        "every_file_has_status",
+        "unique_doc_id",
+        "no_exact_duplicates",
+        "no_benchmark_ngrams",
+    }
     assert [s.name for s in defs.sensors] == ["source_shard_sensor"]
 
 

@@ -17,11 +17,11 @@ from typing import Any
 import pyarrow as pa
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.io import ParquetBatchWriter, content_sha, doc_id_for, write_json
+from snowcoder_assets.io import ParquetBatchWriter, content_sha, doc_id_for
 from snowcoder_assets.languages import language_of, normalize_language
-from snowcoder_assets.layout import lineage_part_path, raw_done_path, raw_shard_path
+from snowcoder_assets.layout import lineage_part_path, raw_shard_path
 from snowcoder_assets.lineage.schemas import DECISIONS_SCHEMA, FILES_SCHEMA
-from snowcoder_assets.raw.shards import Shard, load_shard
+from snowcoder_assets.raw.shards import RAW_STAGE, Shard, load_shard
 from snowcoder_assets.sources import RawRecord, build_source
 from snowcoder_assets.sources.base import (
     REASON_DUPLICATE_PATH,
@@ -29,6 +29,7 @@ from snowcoder_assets.sources.base import (
     REASON_UNKNOWN_LANGUAGE,
     printable_name,
 )
+from snowcoder_assets.stages import write_marker
 
 STAGE = "ingest"
 PROGRESS_EVERY_S = 10.0
@@ -127,9 +128,14 @@ def ingest_shard(
                 last_log = time.perf_counter()
                 log(f"{shard.partition_key}: {stats.files}/{shard.num_files} files read")
     stats.seconds = time.perf_counter() - start
-    write_json(
-        raw_done_path(data_dir, source_name, shard_name),
-        {"fingerprint": shard.fingerprint, "units": len(shard.unit_keys), **stats.as_dict()},
+    write_marker(
+        data_dir,
+        RAW_STAGE,
+        source_name,
+        shard_name,
+        shard.fingerprint,
+        units=len(shard.unit_keys),
+        **stats.as_dict(),
     )
     return stats
 

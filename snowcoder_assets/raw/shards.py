@@ -16,9 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snowcoder_assets.config import SnowcoderConfig, partition_key
-from snowcoder_assets.io import read_json, write_table
-from snowcoder_assets.layout import raw_done_path, shard_registry_path
+from snowcoder_assets.io import write_table
+from snowcoder_assets.layout import shard_registry_path
 from snowcoder_assets.sources import SourceUnit, build_source
+from snowcoder_assets.stages import is_current
+
+RAW_STAGE = "raw_files"
 
 REGISTRY_SCHEMA = pa.schema(
     [
@@ -91,8 +94,7 @@ def load_shard(config: SnowcoderConfig, source_name: str, shard: str) -> Shard:
 
 def needs_ingest(config: SnowcoderConfig, shard: Shard) -> bool:
     """True when the shard was never ingested or its units changed since."""
-    done = raw_done_path(config.data_dir, shard.source, shard.shard)
-    return not done.is_file() or read_json(done).get("fingerprint") != shard.fingerprint
+    return not is_current(config.data_dir, RAW_STAGE, shard.source, shard.shard, shard.fingerprint)
 
 
 def _pack(units: list[SourceUnit], first: int, config: SnowcoderConfig) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Phase 1: filter, decontaminate and deduplicate the raw corpus."""

@@ -1,0 +1,277 @@
+"""The global dedup step: exact groups and MinHash clusters over every partition's stored keys.
+
+It reads only small per-file keys (normalized content hash, band hashes; signatures of candidate
+pairs alone), never file contents. Decisions are written per partition, each with a digest, so
+`deduped_files` re-runs only where a partition's decisions changed.
+
+Survivor rule: in every group the representative is chosen by `choose_representative` (most
+stars, most permissive license, earliest source, then source/repo/path), except that a file that
+survived the previous run (an *incumbent*) is preferred over a newcomer. So adding a shard never
+drops a file that was already in the corpus, even when a new copy would be the better
+representative: the new copy is dropped instead, and existing partitions are not recomputed.
+Only when a new file bridges two old clusters does one old survivor lose (its partition re-runs).
+A fresh run (`snowcoder materialize --all-partitions` after deleting `data/dup_clusters`) gives
+the canonical choice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from snowcoder_assets.config import SnowcoderConfig, partition_key
+from snowcoder_assets.io import read_json, write_json, write_table
+from snowcoder_assets.layout import lineage_part_path
+from snowcoder_assets.lineage.schemas import DUP_CLUSTERS_SCHEMA
+from snowcoder_assets.stages import digest
+
+DUP_STAGE = "dup_clusters"
+FILTER_STAGE = "filtered_files"
+SIGNALS_STAGE = "file_signals"
+DROPPED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+Log = Callable[[str], None]
+
+
+@dataclass
+class DedupSummary:
+    docs: int = 0
+    exact_dropped: int = 0
+    near_dropped: int = 0
+    cluster_sizes: Counter[int] = field(default_factory=Counter)
+    partitions_changed: list[str] = field(default_factory=list)
+
+
+def dedup_dir(config: SnowcoderConfig) -> Path:
+    return config.data_dir / DUP_STAGE / str(config.dedup.minhash)
+
+
+def _decisions_path(config: SnowcoderConfig, source: str, shard: str) -> Path:
+    return dedup_dir(config) / source / f"{shard}.parquet"
+
+
+def partition_decisions_digest(config: SnowcoderConfig, source: str, shard: str) -> str | None:
+    manifest = dedup_dir(config) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    return read_json(manifest).get(partition_key(source, shard))
+
+
+def load_partition_decisions(
+    config: SnowcoderConfig, source: str, shard: str
+) -> dict[str, tuple[str, str, str]]:
+    """doc_id -> (stage, reason, detail) for the partition's files that dedup drops."""
+    path = _decisions_path(config, source, shard)
+    if not path.is_file():
+        return {}
+    rows = pl.read_parquet(path).to_dicts()
+    return {r["doc_id"]: (r["stage"], r["reason"], r["detail"]) for r in rows}
+
+
+def filtered_partitions(config: SnowcoderConfig) -> list[tuple[str, str]]:
+    """(source, shard) of every registered shard whose filter stage has finished."""
+    from snowcoder_assets.phase1.per_file import finished_partitions
+
+    return finished_partitions(config, FILTER_STAGE)
+
+
+def run_dup_clusters(config: SnowcoderConfig, log: Log) -> DedupSummary:
+    """Cluster every filtered file, write per-partition decisions, the manifest and the state."""
+    partitions = filtered_partitions(config)
+    summary = DedupSummary()
+    docs = _load_docs(config, partitions)
+    summary.docs = docs.height
+    dropped: dict[str, tuple[str, str, str]] = {}
+    clusters: list[dict[str, Any]] = []
+    if config.dedup.exact:
+        _exact(docs, dropped, clusters, summary)
+    if config.dedup.near:
+        log(f"near dedup over {docs.height - len(dropped)} files")
+        _near(config, docs, partitions, dropped, clusters, summary)
+    summary.partitions_changed = _write(config, partitions, docs, dropped, clusters)
+    return summary
+
+
+def _load_docs(config: SnowcoderConfig, partitions: list[tuple[str, str]]) -> pl.DataFrame:
+    from snowcoder_assets.phase1.per_file import FILTERED_SCHEMA, stage_path
+
+    paths = [str(stage_path(config.data_dir, FILTER_STAGE, s, h)) for s, h in partitions]
+    order = {s.name: i for i, s in enumerate(config.sources)}
+    if not paths:
+        return (
+            pl.from_arrow(FILTERED_SCHEMA.empty_table())
+            .with_row_index("doc_index")
+            .with_columns(source_order=pl.lit(0), incumbent=pl.lit(False))
+        )
+    docs = pl.read_parquet(paths).sort("doc_id").with_row_index("doc_index")
+    state = dedup_dir(config) / "state.parquet"
+    previous = (
+        pl.read_parquet(state)["doc_id"] if state.is_file() else pl.Series([], dtype=pl.String)
+    )
+    return docs.with_columns(
+        source_order=pl.col("source").replace_strict(order, default=len(order)),
+        incumbent=pl.col("doc_id").is_in(previous.implode()),
+    )
+
+
+def _pick(members: list[dict[str, Any]]) -> dict[str, Any]:
+    from snowcoder_assets.phase1.minhash import choose_representative
+
+    incumbents = [m for m in members if m["incumbent"]]
+    return choose_representative(incumbents or members)
+
+
+def _exact(docs: pl.DataFrame, dropped: dict, clusters: list, summary: DedupSummary) -> None:
+    groups = docs.filter(pl.col("exact_hash").is_duplicated()).group_by("exact_hash")
+    for (content_hash,), group in sorted(groups, key=lambda g: str(g[0][0])):
+        members = group.to_dicts()
+        rep = _pick(members)
+        summary.cluster_sizes[len(members)] += 1
+        for m in members:
+            clusters.append(_cluster_row(m, f"exact:{content_hash}", rep, "exact", 1.0))
+            if m["doc_id"] != rep["doc_id"]:
+                dropped[m["doc_id"]] = (
+                    "exact_dedup",
+                    "exact_duplicate",
+                    f"same content as {rep['repo']}/{rep['path']}",
+                )
+                summary.exact_dropped += 1
+
+
+def _near(
+    config: SnowcoderConfig,
+    docs: pl.DataFrame,
+    partitions: list[tuple[str, str]],
+    dropped: dict,
+    clusters: list,
+    summary: DedupSummary,
+) -> None:
+    from snowcoder_assets.phase1.minhash import candidate_pairs, cluster, estimate_jaccard
+    from snowcoder_assets.phase1.per_file import stage_path
+
+    survivors = docs.filter(~pl.col("doc_id").is_in(list(dropped)))
+    if survivors.height < 2:
+        return
+    minhash_paths = [
+        str(stage_path(config.data_dir, SIGNALS_STAGE, s, h, ".minhash")) for s, h in partitions
+    ]
+    index = survivors.select("doc_id", "doc_index")
+    bands = (
+        pl.scan_parquet(minhash_paths)
+        .select("doc_id", "bands")
+        .join(index.lazy(), on="doc_id", how="inner")
+        .with_columns(band=pl.int_ranges(0, pl.col("bands").list.len(), dtype=pl.Int32))
+        .explode("bands", "band")
+        .rename({"bands": "hash"})
+        .select("doc_index", "band", "hash")
+    )
+    pairs = candidate_pairs(bands)
+    if len(pairs) == 0:
+        return
+    candidates = np.unique(pairs)
+    sig_frame = (
+        pl.scan_parquet(minhash_paths)
+        .select("doc_id", "signature")
+        .join(index.lazy(), on="doc_id", how="inner")
+        .filter(pl.col("doc_index").is_in(candidates.tolist()))
+        .collect()
+    )
+    position = np.full(docs.height, -1, dtype=np.int64)
+    position[sig_frame["doc_index"].to_numpy()] = np.arange(sig_frame.height)
+    matrix = np.stack(sig_frame["signature"].to_numpy()) if sig_frame.height else None
+
+    def lookup(idx: np.ndarray) -> np.ndarray:
+        return matrix[position[idx]]
+
+    roots = cluster(docs.height, pairs, lookup, config.dedup.minhash)
+    members_by_root: dict[int, list[int]] = {}
+    for i in candidates.tolist():
+        members_by_root.setdefault(int(roots[i]), []).append(i)
+    doc_ids = docs["doc_id"]
+    for root, member_idx in sorted(members_by_root.items()):
+        if len(member_idx) < 2:
+            continue
+        members = docs[member_idx].to_dicts()
+        rep = _pick(members)
+        rep_sig = lookup(np.array([rep["doc_index"]]))[0]
+        summary.cluster_sizes[len(members)] += 1
+        for m in members:
+            sim = estimate_jaccard(lookup(np.array([m["doc_index"]]))[0], rep_sig)
+            clusters.append(_cluster_row(m, f"near:{doc_ids[root]}", rep, "near", sim))
+            if m["doc_id"] != rep["doc_id"]:
+                dropped[m["doc_id"]] = (
+                    "near_dedup",
+                    "near_duplicate",
+                    f"~{sim:.2f} Jaccard with {rep['repo']}/{rep['path']}",
+                )
+                summary.near_dropped += 1
+
+
+def _cluster_row(
+    member: dict, cluster_id: str, rep: dict, method: str, similarity: float
+) -> dict[str, Any]:
+    return {
+        "doc_id": member["doc_id"],
+        "partition": member["partition"],
+        "cluster_id": cluster_id,
+        "representative_doc_id": rep["doc_id"],
+        "method": method,
+        "similarity": round(float(similarity), 4),
+    }
+
+
+def _write(
+    config: SnowcoderConfig,
+    partitions: list[tuple[str, str]],
+    docs: pl.DataFrame,
+    dropped: dict,
+    clusters: list,
+) -> list[str]:
+    """Per-partition decision and lineage files, the manifest and the survivor state."""
+    partition_of = dict(zip(docs["doc_id"].to_list(), docs["partition"].to_list(), strict=True))
+    by_partition: dict[str, list[dict]] = {}
+    for doc_id, (stage, reason, detail) in sorted(dropped.items()):
+        by_partition.setdefault(partition_of[doc_id], []).append(
+            {"doc_id": doc_id, "stage": stage, "reason": reason, "detail": detail}
+        )
+    clusters_by_partition: dict[str, list[dict]] = {}
+    for row in clusters:
+        clusters_by_partition.setdefault(row.pop("partition"), []).append(row)
+    old = (
+        read_json(dedup_dir(config) / "manifest.json")
+        if (dedup_dir(config) / "manifest.json").is_file()
+        else {}
+    )
+    manifest, changed = {}, []
+    for source, shard in partitions:
+        key = partition_key(source, shard)
+        rows = by_partition.get(key, [])
+        manifest[key] = digest(rows)
+        if manifest[key] != old.get(key) or not _decisions_path(config, source, shard).is_file():
+            changed.append(key)
+            write_table(
+                _decisions_path(config, source, shard),
+                pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA),
+            )
+        members = sorted(clusters_by_partition.get(key, []), key=lambda r: r["doc_id"])
+        write_table(
+            lineage_part_path(config.data_dir, "dup_clusters", "dedup", source, shard),
+            pa.Table.from_pylist(members, schema=DUP_CLUSTERS_SCHEMA),
+        )
+    survivors = docs.filter(~pl.col("doc_id").is_in(list(dropped))).select("doc_id")
+    write_table(dedup_dir(config) / "state.parquet", survivors.to_arrow())
+    write_json(dedup_dir(config) / "manifest.json", manifest)
+    return changed
