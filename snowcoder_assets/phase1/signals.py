@@ -109,14 +109,21 @@ _HEX_SEQUENCE = re.compile(rb"(?=[0-9a-fA-F\\])(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:
 def _hex_token_symbol(byte: int) -> int:
     """How the hex-sequence prefilter sees a byte: hex digit h, x, other word byte w,
     backslash, separator s ("," or whitespace), anything else "."."""
-    if byte in _HEX_DIGITS or byte in b"x\\":
-        return byte if byte in b"x\\" else ord("h")
+    if byte in b"x\\":
+        return byte
+    if byte in _HEX_DIGITS:
+        return ord("h")
     if byte in _ASCII_ALNUM or byte == ord("_"):
         return ord("w")
     return ord("s") if byte in b"," + _ASCII_SPACE else ord(".")
 
 
 _HEX_TOKEN_TABLE = bytes(map(_hex_token_symbol, range(256)))
+_HEX_SEQUENCE_CHARS_TABLE = _translate_table(_HEX_DIGITS + b"x\\,")
+# `\\uhhhh` x 8 in this translation is exactly "`_UNICODE_ESCAPES` matches".
+_UNICODE_TABLE = bytes(
+    ord("h") if byte in _HEX_DIGITS else byte if byte in b"\\u" else ord(".") for byte in range(256)
+)
 # Hex blobs for `hex_fraction`: 8+ consecutive 0x literals (a C byte array, any separators),
 # or 32+ hex digits in a row (hashes, keys, dumps).
 _HEX_ARRAY = re.compile(rb"(?=0[xX])(?:\b0[xX][0-9a-fA-F]{1,16}\b[\s,;]*){8,}")
@@ -197,7 +204,7 @@ def _encoded_spans(data: bytes) -> list[tuple[int, int]]:
     spans = []
     if b"k" * 64 in data.translate(_BASE64_TABLE):
         spans += [m.span() for m in _BASE64_RUN.finditer(data) if _letters_and_digits(m[0])]
-    if b"\\u" in data:
+    if data.count(b"\\u") >= 8 and b"\\uhhhh" * 8 in data.translate(_UNICODE_TABLE):
         spans += [m.span() for m in _UNICODE_ESCAPES.finditer(data)]
     if _may_hold_hex_sequence(data):
         spans += [m.span() for m in _HEX_SEQUENCE.finditer(data)]
@@ -205,10 +212,13 @@ def _encoded_spans(data: bytes) -> list[tuple[int, int]]:
 
 
 def _may_hold_hex_sequence(data: bytes) -> bool:
-    """False only when `_HEX_SEQUENCE` cannot match. Its tokens are two hex digits standing
-    alone (`hh`, `0xhh`, `\\xhh`: never three hex digits in a row), separated only by "," or
-    whitespace; so rub out hex runs of 3+, turn tokens into T, drop separators and look for 8
-    T in a row."""
+    """False only when `_HEX_SEQUENCE` cannot match. A match is 8+ tokens of two hex digits
+    standing alone (`hh`, `0xhh`, `\\xhh`: never three hex digits in a row), separated only by
+    "," or whitespace. Cheap test first: 16 bytes of [hex x \\ ,] in a row once whitespace is
+    gone. Then the exact shape: rub out hex runs of 3+, turn tokens into T, drop separators and
+    look for 8 T in a row."""
+    if b"k" * 16 not in data.translate(_HEX_SEQUENCE_CHARS_TABLE, _ASCII_SPACE):
+        return False
     symbols = data.translate(_HEX_TOKEN_TABLE).replace(b"hhh", b"...").replace(b"hh", b"T")
     symbols = symbols.replace(b"hxT", b"T").replace(b"\\xT", b"T")
     return b"T" * 8 in symbols.translate(None, b"s")
