@@ -124,7 +124,9 @@ MINHASH_SCHEMA = pa.schema(
 
 def signals_input_digest(config: SnowcoderConfig, source: str, shard: str) -> str:
     upstream = output_digest(config.data_dir, RAW_STAGE, source, shard)
-    return digest(SIGNALS_STAGE, SIGNALS_VERSION, str(config.dedup.minhash), upstream)
+    # The clustering threshold does not change signatures: leave it out of what they depend on.
+    minhash = config.dedup.minhash.model_dump(exclude={"threshold"})
+    return digest(SIGNALS_STAGE, SIGNALS_VERSION, minhash, upstream)
 
 
 def run_file_signals(config: SnowcoderConfig, source: str, shard: str, log: Log) -> StageStats:
