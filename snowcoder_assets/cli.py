@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from snowcoder_assets.config import CONFIG_ENV_VAR, ConfigError, SnowcoderConfig, load_config
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:  # child processes (dagster dev, run workers) read the same file
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     try:
-        config = load_config(args.config) if args.command != "ui" else None
+        config = load_config(args.config) if args.command not in ("ui", "score") else None
         return int(args.handler(args, config) or 0)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -65,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="a file's whole history, by <repo>/<path> or doc_id")
     explain.add_argument("ref")
     explain.set_defaults(handler=_explain)
+
+    score = sub.add_parser("score", help="add a quality `score` to every line of a jsonl file")
+    score.add_argument("--annotator", required=True, help="a quality_annotator model folder")
+    score.add_argument("input", help="jsonl with a `content` field on every line")
+    score.add_argument("--output", help="where to write (default: INPUT with .scored.jsonl)")
+    score.add_argument("--batch-size", type=int, default=64)
+    score.set_defaults(handler=_score)
 
     stats = sub.add_parser("stats", help="files, kept and dropped per stage, with drop reasons")
     stats.set_defaults(handler=_stats)
@@ -137,6 +145,18 @@ def _explain(args: argparse.Namespace, config: SnowcoderConfig) -> int:
             print(f"  [{d['stage']}] {verdict}{why}{detail}")
         for rel in query(config.data_dir, "select_file_related", doc_id=file["doc_id"]):
             print(f"  [{rel['table']}] {rel['row']}")
+    return 0
+
+
+def _score(args: argparse.Namespace, _config: Any) -> int:
+    from snowcoder_assets.phase2.annotator import ScoringConfig, score_jsonl
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
+    output = Path(args.output) if args.output else source.with_suffix(".scored.jsonl")
+    count = score_jsonl(args.annotator, source, output, ScoringConfig(batch_size=args.batch_size))
+    print(f"scored {count} lines -> {output}")
     return 0
 
 

@@ -19,7 +19,11 @@ from pydantic import Field, ValidationError, field_validator
 from snowcoder_assets.phase1.decontaminate import DecontaminationConfig
 from snowcoder_assets.phase1.filters import FilterPolicy
 from snowcoder_assets.phase1.minhash import MinhashConfig
+from snowcoder_assets.phase2.annotator import AnnotatorConfig, ScoringConfig
+from snowcoder_assets.phase2.topk import TopkConfig
+from snowcoder_assets.phase2.training_set import AnnotatorDataConfig
 from snowcoder_assets.strict import StrictModel
+from snowcoder_assets.tokens.tokenizer import TokenizerConfig
 
 CONFIG_ENV_VAR = "SNOWCODER_CONFIG"
 DEFAULT_CONFIG_NAME = "snowcoder.toml"
@@ -169,6 +173,11 @@ class SnowcoderConfig(StrictModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    annotator_data: AnnotatorDataConfig = Field(default_factory=AnnotatorDataConfig)
+    annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    topk: TopkConfig = Field(default_factory=TopkConfig)
     # Where the file was read from; set by load_config, not by the file.
     config_file: Path | None = None
 

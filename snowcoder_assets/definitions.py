@@ -13,6 +13,13 @@ from snowcoder_assets.phase1.assets import (
     filtered_files,
     phase1_corpus,
 )
+from snowcoder_assets.phase2.assets import (
+    annotator_training_set,
+    quality_annotator,
+    quality_scores,
+    tokenizer,
+    topk_corpus,
+)
 from snowcoder_assets.raw.assets import raw_files
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
@@ -29,6 +36,11 @@ defs = dg.Definitions(
         deduped_files,
         decontaminated_files,
         phase1_corpus,
+        tokenizer,
+        annotator_training_set,
+        quality_annotator,
+        quality_scores,
+        topk_corpus,
     ],
     sensors=[source_shard_sensor],
     resources={"snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file))},

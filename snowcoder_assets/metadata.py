@@ -42,3 +42,23 @@ def preview_markdown(rows: list[dict[str, Any]], columns: list[str]) -> dg.Markd
         cells = [str(row.get(c, "")).replace("|", "\\|")[:80] for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MarkdownMetadataValue:
+    """A PNG inlined in markdown, so the UI shows the picture with the materialization."""
+    import base64
+
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def figure_png(fig: Any) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()

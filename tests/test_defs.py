@@ -23,6 +23,11 @@ def test_defs_contract():
         "deduped_files": "phase1",
         "decontaminated_files": "phase1",
         "phase1_corpus": "phase1",
+        "tokenizer": "tokens",
+        "annotator_training_set": "phase2",
+        "quality_annotator": "phase2",
+        "quality_scores": "phase2",
+        "topk_corpus": "phase2",
     }
     partitioned = {k for k, a in assets.items() if a.partitions_def is not None}
     assert partitioned == {
@@ -36,6 +41,9 @@ def test_defs_contract():
     deps = {k: sorted(p.to_user_string() for p in a.parent_keys) for k, a in assets.items()}
     assert deps["deduped_files"] == ["dup_clusters", "filtered_files"]
     assert deps["phase1_corpus"] == ["decontaminated_files"]
+    assert deps["tokenizer"] == ["phase1_corpus"]
+    assert deps["quality_scores"] == ["decontaminated_files", "quality_annotator", "tokenizer"]
+    assert deps["topk_corpus"] == ["quality_scores"]
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("raw_files", "every_file_decided") in checks
     assert {name for key, name in checks if key == "phase1_corpus"} == {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import dagster as dg
 
 from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.layout import lineage_db_path, lineage_part_path, raw_shard_path
+from snowcoder_assets.metadata import figure_png, png_markdown
 from snowcoder_assets.phase1.per_file import (
     DECONT_STAGE,
     DEDUP_STAGE,
@@ -157,7 +156,7 @@ def funnel_table(config: SnowcoderConfig) -> dg.TableMetadataValue:
 
 
 def bytes_chart(bytes_by_lang: Mapping[str, int]) -> dg.MarkdownMetadataValue:
-    """A horizontal bar chart of corpus bytes per language, inlined as a PNG."""
+    """A horizontal bar chart of corpus bytes per language."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,9 +167,4 @@ def bytes_chart(bytes_by_lang: Mapping[str, int]) -> dg.MarkdownMetadataValue:
     ax.barh([k for k, _ in items], [v / 1e6 for _, v in items])
     ax.set_xlabel("MB")
     ax.set_title("phase1_corpus bytes per language")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    encoded = base64.b64encode(buf.getvalue()).decode()
-    return dg.MetadataValue.md(f"![bytes per language](data:image/png;base64,{encoded})")
+    return png_markdown(figure_png(fig), "bytes per language")

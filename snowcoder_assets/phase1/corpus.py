@@ -46,6 +46,7 @@ CORPUS_SCHEMA = pa.schema(
     ]
 )
 Log = Callable[[str], None]
+OnDocument = Callable[[str, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -70,8 +71,8 @@ def format_file(path: str, content: str) -> str:
 class _DocumentWriter:
     """Accumulates one (source, repo, lang) group and rolls parts and part files by size."""
 
-    def __init__(self, out_dir: Path, max_bytes: int, decisions: ParquetBatchWriter) -> None:
-        self.out_dir, self.max_bytes, self.decisions = out_dir, max_bytes, decisions
+    def __init__(self, out_dir: Path, max_bytes: int, on_document: OnDocument | None) -> None:
+        self.out_dir, self.max_bytes, self.on_document = out_dir, max_bytes, on_document
         self.summary = CorpusSummary()
         self._file_index, self._file_bytes = 0, 0
         self._out = self._open()
@@ -117,17 +118,8 @@ class _DocumentWriter:
                 "bytes": self._bytes,
             }
         )
-        for m in self._members:
-            self.decisions.write(
-                {
-                    "doc_id": m["doc_id"],
-                    "stage": "phase1",
-                    "kept": True,
-                    "reason": None,
-                    "detail": f"document {document_id}",
-                    "partition": m["partition"],
-                }
-            )
+        if self.on_document:
+            self.on_document(document_id, self._members)
         s = self.summary
         s.documents += 1
         s.files += len(self._members)
@@ -147,36 +139,74 @@ class _DocumentWriter:
         self._out.close()
 
 
+def build_documents(
+    paths: list[str],
+    out_dir: Path,
+    seed: int,
+    max_document_bytes: int,
+    doc_ids: list[str] | None = None,
+    on_document: OnDocument | None = None,
+) -> CorpusSummary:
+    """Stream files (parquet with doc_id, partition, source, repo, lang, path, content), sorted by
+    group and seeded order, into documents in `out_dir` (replaced atomically). `doc_ids` limits
+    the files taken (phase 2 builds its documents from the selected files this way)."""
+    import duckdb
+
+    staging = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    writer = _DocumentWriter(staging, max_document_bytes, on_document)
+    if paths:
+        with duckdb.connect() as con:
+            con.execute("SET preserve_insertion_order = false")
+            where = ""
+            if doc_ids is not None:
+                con.register("wanted", pa.table({"doc_id": pa.array(doc_ids, pa.string())}))
+                where = "WHERE doc_id IN (SELECT doc_id FROM wanted)"
+            result = con.execute(
+                "SELECT doc_id, partition, source, repo, lang, path, content "
+                f"FROM read_parquet(?) {where} ORDER BY lang, source, repo, md5(? || doc_id)",
+                [paths, str(seed)],
+            )
+            for batch in result.fetch_record_batch(4096):
+                for row in batch.to_pylist():
+                    writer.add(row)
+    writer.close()
+    _swap_in(staging, out_dir)
+    return writer.summary
+
+
 def build_phase1_corpus(
     config: SnowcoderConfig, partitions: list[tuple[str, str]], log: Log
 ) -> CorpusSummary:
-    """Stream every decontaminated partition, sorted by group and seeded order, into documents."""
-    import duckdb
-
+    """Every decontaminated file of every partition into repository documents; each file's
+    `phase1` decision names its document."""
     from snowcoder_assets.phase1.per_file import stage_path
 
     paths = [str(stage_path(config.data_dir, DECONT_STAGE, s, h)) for s, h in partitions]
-    final = corpus_dir(config)
-    staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     decisions_path = lineage_part_path(config.data_dir, "decisions", "phase1", "_corpus", "all")
     with ParquetBatchWriter(decisions_path, DECISIONS_SCHEMA) as decisions:
-        writer = _DocumentWriter(staging, config.corpus.max_document_bytes, decisions)
-        if paths:
-            with duckdb.connect() as con:
-                con.execute("SET preserve_insertion_order = false")
-                result = con.execute(
-                    "SELECT doc_id, partition, source, repo, lang, path, content "
-                    "FROM read_parquet(?) ORDER BY lang, source, repo, md5(? || doc_id)",
-                    [paths, str(config.corpus.seed)],
+
+        def record(document_id: str, members: list[dict[str, Any]]) -> None:
+            for m in members:
+                decisions.write(
+                    {
+                        "doc_id": m["doc_id"],
+                        "stage": "phase1",
+                        "kept": True,
+                        "reason": None,
+                        "detail": f"document {document_id}",
+                        "partition": m["partition"],
+                    }
                 )
-                for batch in result.fetch_record_batch(4096):
-                    for row in batch.to_pylist():
-                        writer.add(row)
-        writer.close()
-    _swap_in(staging, final)
-    return writer.summary
+
+        return build_documents(
+            paths,
+            corpus_dir(config),
+            config.corpus.seed,
+            config.corpus.max_document_bytes,
+            on_document=record,
+        )
 
 
 def _swap_in(staging: Path, final: Path) -> None:

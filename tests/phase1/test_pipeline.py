@@ -18,6 +18,7 @@ from snowcoder_assets.runner import materialize
 from tests.corpora import local_dir_source, write_config
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
+PHASE1 = "*phase1_corpus"  # the corpus and everything upstream of it
 
 
 def _stdlib(name: str) -> str:
@@ -122,7 +123,7 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
     corpus, expected = planted
     config = load_config(_config(tmp_path, corpus))
     lines: list[str] = []
-    assert materialize(config, "*", workers=2, echo=lines.append), lines
+    assert materialize(config, PHASE1, workers=2, echo=lines.append), lines
     assert _status(config.data_dir) == expected
     documents = pq.read_table(corpus_dir(config)).to_pylist()
     by_repo = {(d["repo"], d["lang"]): d for d in documents}
@@ -145,7 +146,7 @@ def test_phase1_two_runs_give_identical_outputs(tmp_path, planted):
     outputs = []
     for name in ("run_a", "run_b"):
         config = load_config(_config(tmp_path, corpus, name))
-        assert materialize(config, "*", workers=1, echo=lambda _: None)
+        assert materialize(config, PHASE1, workers=1, echo=lambda _: None)
         table = pq.read_table(corpus_dir(config)).sort_by("document_id")
         outputs.append((table.to_pylist(), sorted(_status(config.data_dir).items())))
     assert outputs[0] == outputs[1]
@@ -154,14 +155,14 @@ def test_phase1_two_runs_give_identical_outputs(tmp_path, planted):
 def test_phase1_new_shard_runs_alone_and_its_duplicates_are_caught(tmp_path, planted):
     corpus, expected = planted
     config = load_config(_config(tmp_path, corpus))
-    assert materialize(config, "*", workers=2, echo=lambda _: None)
+    assert materialize(config, PHASE1, workers=2, echo=lambda _: None)
     markers = {p: p.stat().st_mtime_ns for p in config.data_dir.rglob("*.done.json")}
 
     (corpus / "delta").mkdir()
     (corpus / "delta" / "shlex_copy.py").write_text(_stdlib("shlex.py"))
     (corpus / "delta" / "new.py").write_text("def brand_new():\n    return 'hello'\n")
     lines: list[str] = []
-    assert materialize(config, "*", workers=2, echo=lines.append), lines
+    assert materialize(config, PHASE1, workers=2, echo=lines.append), lines
     total = len({p.split("/")[0] for p in expected}) + 1  # repos, one shard each
     assert (
         f"raw_files, file_signals, filtered_files: 1 of {total} partitions to run "

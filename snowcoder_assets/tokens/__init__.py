@@ -1,0 +1,1 @@
+"""Tokens: the tokenizer, tokenized and packed shards, and the phase manifest."""
