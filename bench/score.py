@@ -183,6 +183,7 @@ def main() -> None:
 def _emit(common: dict, method: str, seconds: float, extra: dict, device: str) -> None:
     line = {**common, "machine": machine(device), "method": method, **extra}
     line |= {"seconds": round(seconds, 2), "files_per_s": round(common["files"] / seconds, 1)}
+    line["chunks_per_s"] = round(extra["chunks"] / seconds, 1)
     print(json.dumps(line), flush=True)
 
 

@@ -118,6 +118,20 @@ def partitions_to_run(
     return todo
 
 
+def global_keys_to_run(
+    config: SnowcoderConfig, instance: dg.DagsterInstance, keys: list[dg.AssetKey]
+) -> list[dg.AssetKey]:
+    """The wave's global assets from the first one whose inputs changed (or that this instance
+    never materialized) to the end; [] when all are up to date."""
+    from snowcoder_assets.freshness import global_stage_is_current
+
+    for i, key in enumerate(keys):
+        fresh = global_stage_is_current(config, key.to_user_string())
+        if not fresh or instance.get_latest_materialization_event(key) is None:
+            return keys[i:]
+    return []
+
+
 def materialize(
     config: SnowcoderConfig,
     selection: str = "*",
@@ -143,10 +157,15 @@ def materialize(
             )
             ok = _run_partitions(config, todo, workers, echo)
         else:
+            keys = wave.keys if all_partitions else global_keys_to_run(config, instance, wave.keys)
+            if not keys:
+                echo(f"{names}: up to date")
+                continue
             start = time.perf_counter()
-            error = _run_one(str(config.config_file), wave.keys, None)
+            error = _run_one(str(config.config_file), keys, None)
             status = "ok" if error is None else f"FAILED: {error}"
-            echo(f"{names}: {status} in {time.perf_counter() - start:.1f}s")
+            ran = ", ".join(k.to_user_string() for k in keys)
+            echo(f"{ran}: {status} in {time.perf_counter() - start:.1f}s")
             ok = error is None
         if not ok:
             echo("stopping: later stages would read incomplete inputs")

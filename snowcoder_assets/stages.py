@@ -51,3 +51,31 @@ def output_digest(data_dir: Path, stage: str, source: str, shard: str) -> str | 
 def is_current(data_dir: Path, stage: str, source: str, shard: str, input_digest: str) -> bool:
     marker = read_marker(data_dir, stage, source, shard)
     return marker is not None and marker.get("input_digest") == input_digest
+
+
+# Global stages (dedup clustering, corpora, tokenizer, annotator) keep one marker each, outside
+# their own output folders (which are swapped in whole), in `<data_dir>/_markers/`.
+
+
+def global_marker_path(data_dir: Path, stage: str) -> Path:
+    return data_dir / "_markers" / f"{stage}.done.json"
+
+
+def write_global_marker(data_dir: Path, stage: str, input_digest: str, **stats: Any) -> str:
+    """Record a finished global stage; its output digest depends on its inputs only."""
+    output = digest(stage, input_digest)
+    write_json(
+        global_marker_path(data_dir, stage),
+        {"input_digest": input_digest, "output_digest": output, **stats},
+    )
+    return output
+
+
+def global_output_digest(data_dir: Path, stage: str) -> str | None:
+    path = global_marker_path(data_dir, stage)
+    return read_json(path).get("output_digest") if path.is_file() else None
+
+
+def global_is_current(data_dir: Path, stage: str, input_digest: str) -> bool:
+    path = global_marker_path(data_dir, stage)
+    return path.is_file() and read_json(path).get("input_digest") == input_digest

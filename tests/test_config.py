@@ -101,3 +101,17 @@ def test_split_partition_key_rejects_malformed_keys():
     assert split_partition_key("src/00001") == ("src", "00001")
     with pytest.raises(ValueError, match="<source>/<shard>"):
         split_partition_key("no-shard")
+
+
+def test_paper_config_is_valid_apart_from_its_data_paths():
+    import tomllib
+
+    from snowcoder_assets.config import SnowcoderConfig
+
+    raw = tomllib.loads(
+        (Path(__file__).resolve().parent.parent / "configs" / "paper.toml").read_text()
+    )
+    config = SnowcoderConfig.model_validate(raw)
+    assert config.tokenizer.vocab_size == 64000
+    assert config.topk.budget_tokens == 12_500_000_000 and config.topk.repeats == 4
+    assert config.annotator.base_model == "Snowflake/snowflake-arctic-embed-m"

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from snowcoder_assets.config import split_partition_key
+from snowcoder_assets.freshness import mark_global_done
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table, language_table
 from snowcoder_assets.phase1 import checks
@@ -83,6 +84,7 @@ def dup_clusters(
     summary = run_dup_clusters(config, context.log.info)
     refresh_views(config.data_dir)
     sizes = {str(k): v for k, v in sorted(summary.cluster_sizes.items())}
+    mark_global_done(config, "dup_clusters")
     return dg.MaterializeResult(
         metadata={
             "num_rows": summary.docs,
@@ -149,6 +151,9 @@ def phase1_corpus(
     partitions = finished_partitions(config, DECONT_STAGE)
     summary = build_phase1_corpus(config, partitions, context.log.info)
     refresh_views(config.data_dir)
+    results = checks.corpus_checks(config)
+    if all(r.passed for r in results):  # a failed check leaves the stage stale for the next run
+        mark_global_done(config, "phase1_corpus")
     return dg.MaterializeResult(
         metadata={
             "num_rows": summary.documents,
@@ -159,5 +164,5 @@ def phase1_corpus(
             "funnel": checks.funnel_table(config),
             "path": dg.MetadataValue.path(str(corpus_dir(config))),
         },
-        check_results=checks.corpus_checks(config),
+        check_results=results,
     )

@@ -176,6 +176,17 @@ def build_documents(
     return writer.summary
 
 
+def phase1_corpus_input_digest(config: SnowcoderConfig) -> str:
+    from snowcoder_assets.phase1.per_file import finished_partitions
+    from snowcoder_assets.stages import digest, output_digest
+
+    inputs = [
+        (s, h, output_digest(config.data_dir, DECONT_STAGE, s, h))
+        for s, h in finished_partitions(config, DECONT_STAGE)
+    ]
+    return digest(CORPUS_STAGE, config.corpus.model_dump(mode="json"), inputs)
+
+
 def build_phase1_corpus(
     config: SnowcoderConfig, partitions: list[tuple[str, str]], log: Log
 ) -> CorpusSummary:

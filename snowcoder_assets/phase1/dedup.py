@@ -88,6 +88,16 @@ def filtered_partitions(config: SnowcoderConfig) -> list[tuple[str, str]]:
     return finished_partitions(config, FILTER_STAGE)
 
 
+def dup_clusters_input_digest(config: SnowcoderConfig) -> str:
+    from snowcoder_assets.stages import output_digest
+
+    inputs = [
+        (s, h, output_digest(config.data_dir, FILTER_STAGE, s, h))
+        for s, h in filtered_partitions(config)
+    ]
+    return digest(DUP_STAGE, config.dedup.model_dump(mode="json"), inputs)
+
+
 def run_dup_clusters(config: SnowcoderConfig, log: Log) -> DedupSummary:
     """Cluster every filtered file, write per-partition decisions, the manifest and the state."""
     partitions = filtered_partitions(config)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from snowcoder_assets.freshness import mark_global_done
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.phase2 import checks
@@ -19,6 +20,7 @@ def tokenizer(
 
     config = snowcoder.load()
     report = build_tokenizer(config, context.log.info)
+    mark_global_done(config, "tokenizer")
     return dg.MaterializeResult(
         metadata={
             "vocab_size": report["vocab_size"],
@@ -38,6 +40,7 @@ def annotator_training_set(
 
     config = snowcoder.load()
     report = build_training_set(config, context.log.info)
+    mark_global_done(config, "annotator_training_set")
     return dg.MaterializeResult(
         metadata={
             "num_rows": report["train"] + report["validation"],
@@ -57,6 +60,7 @@ def quality_annotator(
 
     config = snowcoder.load()
     report = train_quality_annotator(config, context.log.info)
+    mark_global_done(config, "quality_annotator")
     return dg.MaterializeResult(
         metadata={
             "validation_roc_auc": report.get("roc_auc"),
@@ -84,6 +88,7 @@ def quality_scores(
 
     config = snowcoder.load()
     report = score_partitions(config, context.log.info)
+    mark_global_done(config, "quality_scores")
     return dg.MaterializeResult(metadata={"num_rows": report["files"], **report})
 
 
@@ -109,6 +114,9 @@ def topk_corpus(
     refresh_views(config.data_dir)
     frame = report.pop("frame")
     languages = report["languages"]["languages"]
+    results = checks.topk_checks(config, report, frame)
+    if all(r.passed for r in results):  # a failed check leaves the stage stale for the next run
+        mark_global_done(config, "topk_corpus")
     return dg.MaterializeResult(
         metadata={
             "num_rows": report["documents"],
@@ -127,5 +135,5 @@ def topk_corpus(
             ),
             "path": dg.MetadataValue.path(str(topk_dir(config))),
         },
-        check_results=checks.topk_checks(config, report, frame),
+        check_results=results,
     )

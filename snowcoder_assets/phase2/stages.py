@@ -32,10 +32,16 @@ from snowcoder_assets.phase2.training_set import (
     TRAINING_SET_SCHEMA,
     group_of,
     is_proxy_positive,
-    is_validation,
     read_text_source,
+    split_by_group,
 )
-from snowcoder_assets.stages import digest, is_current, output_digest, write_marker
+from snowcoder_assets.stages import (
+    digest,
+    global_output_digest,
+    is_current,
+    output_digest,
+    write_marker,
+)
 
 Log = Callable[[str], None]
 SCORES_STAGE = "quality_scores"
@@ -68,6 +74,51 @@ def topk_dir(config: SnowcoderConfig) -> Path:
     return config.data_dir / "topk_corpus"
 
 
+# -- what each global stage consumes (its completion marker holds this digest) --------------
+
+
+def global_input_digests(config: SnowcoderConfig) -> dict[str, Callable[[], str]]:
+    """Input digest of each global phase-2 stage, from its upstream markers and its settings."""
+    data_dir = config.data_dir
+
+    def upstream(stage: str) -> str | None:
+        return global_output_digest(data_dir, stage)
+
+    def scores() -> str:
+        parts = finished_partitions(config, DECONT_STAGE)
+        return digest(
+            SCORES_STAGE,
+            [(s, h, output_digest(data_dir, DECONT_STAGE, s, h)) for s, h in parts],
+            upstream("quality_annotator"),
+            upstream("tokenizer"),
+            config.scoring.model_dump(mode="json"),
+        )
+
+    return {
+        "tokenizer": lambda: digest(
+            "tokenizer", config.tokenizer.model_dump(mode="json"), upstream("phase1_corpus")
+        ),
+        "annotator_training_set": lambda: digest(
+            "annotator_training_set",
+            config.annotator_data.model_dump(mode="json"),
+            upstream("phase1_corpus"),
+            config.decontamination.model_dump(mode="json"),
+        ),
+        "quality_annotator": lambda: digest(
+            "quality_annotator",
+            config.annotator.model_dump(mode="json"),
+            upstream("annotator_training_set"),
+        ),
+        "quality_scores": scores,
+        "topk_corpus": lambda: digest(
+            "topk_corpus",
+            config.topk.model_dump(mode="json"),
+            config.corpus.model_dump(mode="json"),
+            upstream("quality_scores"),
+        ),
+    }
+
+
 # -- tokenizer ------------------------------------------------------------------------------
 
 
@@ -86,8 +137,9 @@ def build_tokenizer(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
         tokenizer = load_tokenizer(settings.path, settings.trust_remote_code)
         origin = settings.path
     else:
-        texts = sample_texts(_documents_in_seeded_order(corpus_dir(config), settings.seed),
-                             settings.sample_bytes)
+        texts = sample_texts(
+            _documents_in_seeded_order(corpus_dir(config), settings.seed), settings.sample_bytes
+        )
         tokenizer = train_tokenizer(texts, settings)
         origin = "trained on phase1_corpus"
     save_tokenizer(tokenizer, tokenizer_dir(config))
@@ -139,8 +191,10 @@ class _Reservoir:
 def build_training_set(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     """Write train/validation parquet of (text, label, origin, group); return counts."""
     data = config.annotator_data
-    positives, negatives = _Reservoir(data.max_positives, data.seed), _Reservoir(
-        data.max_negatives, data.seed + 1)
+    positives, negatives = (
+        _Reservoir(data.max_positives, data.seed),
+        _Reservoir(data.max_negatives, data.seed + 1),
+    )
     for row in _phase1_rows(config):
         row["origin"], row["group"] = "phase1", group_of(f"{row['source']}/{row['repo']}")
         if not data.positives and is_proxy_positive(row):
@@ -150,17 +204,20 @@ def build_training_set(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     pos = positives.rows() if not data.positives else _external(config, data.positives, log)
     neg = negatives.rows() if not data.negatives else _external(config, data.negatives, log)
     rows = [_example(r, 1) for r in pos[: data.max_positives]] + [
-        _example(r, 0) for r in neg[: data.max_negatives]]
-    split = {"train": [], "validation": []}
-    for row in rows:
-        side = "validation" if is_validation(row["group"], data.validation_fraction) else "train"
-        split[side].append(row)
+        _example(r, 0) for r in neg[: data.max_negatives]
+    ]
+    train, validation = split_by_group(rows, data.validation_fraction)
+    split = {"train": train, "validation": validation}
     for name, part in split.items():
-        write_table(training_set_dir(config) / f"{name}.parquet",
-                    pa.Table.from_pylist(part, schema=TRAINING_SET_SCHEMA))
+        write_table(
+            training_set_dir(config) / f"{name}.parquet",
+            pa.Table.from_pylist(part, schema=TRAINING_SET_SCHEMA),
+        )
     report = {
-        "positives": len(pos), "negatives": len(neg),
-        "train": len(split["train"]), "validation": len(split["validation"]),
+        "positives": len(pos),
+        "negatives": len(neg),
+        "train": len(split["train"]),
+        "validation": len(split["validation"]),
         "positives_origin": "configured" if data.positives else PROXY_LABEL,
         "negatives_origin": "configured" if data.negatives else "random phase-1 files",
     }
@@ -175,12 +232,20 @@ def _phase1_rows(config: SnowcoderConfig):
     for source, shard in finished_partitions(config, DECONT_STAGE):
         signals = pl.read_parquet(
             stage_path(config.data_dir, SIGNALS_STAGE, source, shard),
-            columns=["doc_id", "num_lines", "mean_line_length", "max_line_length",
-                     "alnum_fraction", "comment_fraction"],
+            columns=[
+                "doc_id",
+                "num_lines",
+                "mean_line_length",
+                "max_line_length",
+                "alnum_fraction",
+                "comment_fraction",
+            ],
         )
         features = {r["doc_id"]: r for r in signals.to_dicts()}
-        for rows in iter_rows(stage_path(config.data_dir, DECONT_STAGE, source, shard),
-                              ["doc_id", "source", "repo", "path", "lang", "content"]):
+        for rows in iter_rows(
+            stage_path(config.data_dir, DECONT_STAGE, source, shard),
+            ["doc_id", "source", "repo", "path", "lang", "content"],
+        ):
             for row in rows:
                 yield {**features[row["doc_id"]], **row}
 
@@ -194,16 +259,22 @@ def _external(config: SnowcoderConfig, sources, log: Log) -> list[dict[str, Any]
                 dropped += 1
                 continue
             key = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-            out.append({"content": text, "origin": source.path, "group": group_of(key),
-                        "doc_id": key})
+            out.append(
+                {"content": text, "origin": source.path, "group": group_of(key), "doc_id": key}
+            )
     if dropped:
         log(f"{dropped} configured texts overlap a benchmark and were left out")
     return out
 
 
 def _example(row: dict[str, Any], label: int) -> dict[str, Any]:
-    return {"text": row["content"], "label": label, "origin": row["origin"],
-            "group": row["group"], "doc_id": row["doc_id"]}
+    return {
+        "text": row["content"],
+        "label": label,
+        "origin": row["origin"],
+        "group": row["group"],
+        "doc_id": row["doc_id"],
+    }
 
 
 def load_training_set(config: SnowcoderConfig, split: str) -> list[tuple[str, int]]:
@@ -225,8 +296,9 @@ def train_quality_annotator(config: SnowcoderConfig, log: Log) -> dict[str, Any]
 
 
 def annotator_fingerprint(config: SnowcoderConfig) -> str:
-    return hashlib.blake2b((annotator_dir(config) / "annotator.json").read_bytes(),
-                           digest_size=12).hexdigest()
+    return hashlib.blake2b(
+        (annotator_dir(config) / "annotator.json").read_bytes(), digest_size=12
+    ).hexdigest()
 
 
 # -- quality scores -------------------------------------------------------------------------
@@ -237,9 +309,13 @@ def scores_path(config: SnowcoderConfig, source: str, shard: str) -> Path:
 
 
 def scores_input_digest(config: SnowcoderConfig, source: str, shard: str) -> str:
-    return digest(SCORES_STAGE, output_digest(config.data_dir, DECONT_STAGE, source, shard),
-                  annotator_fingerprint(config), tokenizer_fingerprint(config),
-                  config.scoring.model_dump(mode="json"))
+    return digest(
+        SCORES_STAGE,
+        output_digest(config.data_dir, DECONT_STAGE, source, shard),
+        annotator_fingerprint(config),
+        tokenizer_fingerprint(config),
+        config.scoring.model_dump(mode="json"),
+    )
 
 
 def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
@@ -249,9 +325,11 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     from snowcoder_assets.tokens.tokenizer import count_tokens, load_tokenizer
 
     partitions = finished_partitions(config, DECONT_STAGE)
-    stale = [(s, h) for s, h in partitions
-             if not is_current(config.data_dir, SCORES_STAGE, s, h,
-                               scores_input_digest(config, s, h))]
+    stale = [
+        (s, h)
+        for s, h in partitions
+        if not is_current(config.data_dir, SCORES_STAGE, s, h, scores_input_digest(config, s, h))
+    ]
     report = {"partitions": len(partitions), "scored_partitions": len(stale), "files": 0}
     if not stale:
         return report
@@ -259,18 +337,21 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     tokenizer = load_tokenizer(str(tokenizer_dir(config)))
     for i, (source, shard) in enumerate(stale, start=1):
         with ParquetBatchWriter(scores_path(config, source, shard), SCORES_SCHEMA) as out:
-            for rows in iter_rows(stage_path(config.data_dir, DECONT_STAGE, source, shard),
-                                  ["doc_id", "source", "partition", "repo", "path", "lang",
-                                   "content"]):
+            for rows in iter_rows(
+                stage_path(config.data_dir, DECONT_STAGE, source, shard),
+                ["doc_id", "source", "partition", "repo", "path", "lang", "content"],
+            ):
                 texts = [r["content"] for r in rows]
                 scores = scorer.score(texts)
-                tokens = count_tokens(tokenizer, [format_file(r["path"], r["content"])
-                                                  for r in rows])
+                tokens = count_tokens(
+                    tokenizer, [format_file(r["path"], r["content"]) for r in rows]
+                )
                 for row, score, n in zip(rows, scores, tokens, strict=True):
                     out.write({**row, "tokens": n, "score": float(score)})
                 report["files"] += len(rows)
-        write_marker(config.data_dir, SCORES_STAGE, source, shard,
-                     scores_input_digest(config, source, shard))
+        write_marker(
+            config.data_dir, SCORES_STAGE, source, shard, scores_input_digest(config, source, shard)
+        )
         log(f"scored {source}/{shard} ({i}/{len(stale)}), {report['files']} files so far")
     return report
 
@@ -291,21 +372,35 @@ def build_topk_corpus(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     selected = select_topk(frame.select("doc_id", "lang", "tokens", "score"), budget)
     annotator = f"quality_annotator@{annotator_fingerprint(config)}"
     quality = selected.select(
-        "doc_id", pl.lit(annotator).alias("annotator"), pl.col("score").cast(pl.Float64),
-        pl.col("rank").cast(pl.Int64), "selected",
-        pl.when(pl.col("selected")).then(config.topk.repeats).otherwise(0)
-        .cast(pl.Int64).alias("repeats"),
+        "doc_id",
+        pl.lit(annotator).alias("annotator"),
+        pl.col("score").cast(pl.Float64),
+        pl.col("rank").cast(pl.Int64),
+        "selected",
+        pl.when(pl.col("selected"))
+        .then(config.topk.repeats)
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("repeats"),
     )
-    write_table(lineage_part_path(config.data_dir, "quality", "topk", "_corpus", "all"),
-                quality.to_arrow().cast(QUALITY_SCHEMA))
+    write_table(
+        lineage_part_path(config.data_dir, "quality", "topk", "_corpus", "all"),
+        quality.to_arrow().cast(QUALITY_SCHEMA),
+    )
     ids = selected.filter(pl.col("selected"))["doc_id"].to_list()
     paths = [str(stage_path(config.data_dir, DECONT_STAGE, s, h)) for s, h in partitions]
-    docs = build_documents(paths, topk_dir(config), config.corpus.seed,
-                           config.corpus.max_document_bytes, doc_ids=ids)
-    report = {"budget_tokens": budget, "repeats": config.topk.repeats,
-              "selected_files": len(ids), "documents": docs.documents,
-              "selected_tokens": int(selected.filter(pl.col("selected"))["tokens"].sum()),
-              "cutoffs": cutoffs(selected), "languages": summary(selected, budget)}
+    docs = build_documents(
+        paths, topk_dir(config), config.corpus.seed, config.corpus.max_document_bytes, doc_ids=ids
+    )
+    report = {
+        "budget_tokens": budget,
+        "repeats": config.topk.repeats,
+        "selected_files": len(ids),
+        "documents": docs.documents,
+        "selected_tokens": int(selected.filter(pl.col("selected"))["tokens"].sum()),
+        "cutoffs": cutoffs(selected),
+        "languages": summary(selected, budget),
+    }
     write_json(config.data_dir / "topk_selection.json", report)
     log(f"selected {len(ids)} files, {report['selected_tokens']} of budget {budget} tokens")
     return {**report, "frame": selected}

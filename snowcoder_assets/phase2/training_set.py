@@ -92,9 +92,29 @@ def group_of(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
-def is_validation(group: str, fraction: float) -> bool:
-    """Stable split by group (repository): the same repository always lands on the same side."""
-    return int(group, 16) % 10_000 < fraction * 10_000
+def split_by_group(
+    rows: list[dict[str, Any]], fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, validation): whole groups (repositories) go to validation, in the order of their
+    hash, until each label has about `fraction` of its rows there. A repository is never on both
+    sides, and a few huge repositories cannot swallow the validation set (or leave it empty)."""
+    train, validation = [], []
+    for label in sorted({r["label"] for r in rows}):
+        labelled = [r for r in rows if r["label"] == label]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in labelled:
+            groups.setdefault(row["group"], []).append(row)
+        target, taken = fraction * len(labelled), 0
+        for group in sorted(groups):
+            members = groups[group]
+            if taken < target and taken + len(members) <= max(target * 1.5, 1):
+                validation += members
+                taken += len(members)
+            else:
+                train += members
+    used = {r["group"] for r in validation}
+    moved = [r for r in train if r["group"] in used]  # a group seen with both labels
+    return [r for r in train if r["group"] not in used], validation + moved
 
 
 def read_text_source(source: TextSourceConfig) -> Iterator[str]:

@@ -22,6 +22,7 @@ from snowcoder_assets.sources import SourceUnit, build_source
 from snowcoder_assets.stages import is_current
 
 RAW_STAGE = "raw_files"
+RETIRED_UNIT = "\0retired:"  # registry row of a shard whose units all vanished
 
 REGISTRY_SCHEMA = pa.schema(
     [
@@ -49,16 +50,25 @@ class Shard:
 
 
 def discover_shards(config: SnowcoderConfig, source_name: str) -> list[Shard]:
-    """List the source, assign new units to new shards, persist, and return every shard."""
+    """List the source, assign new units to new shards, persist, and return every shard.
+
+    A shard whose units have all vanished is *retired*: it stays registered with no units, so
+    it is ingested once more as empty and every stage's outputs for it become empty (its files
+    leave the corpus and the lineage views) instead of lingering.
+    """
     units = sorted(build_source(config, source_name).units(), key=lambda u: u.key)
     registry_path = shard_registry_path(config.data_dir, source_name)
-    assigned = load_assignments(registry_path)
-    new_units = [u for u in units if u.key not in assigned]
-    assigned.update(_pack(new_units, _next_shard_number(assigned.values()), config))
+    registered = load_assignments(registry_path)
+    old = {k: v for k, v in registered.items() if not k.startswith(RETIRED_UNIT)}
+    new_units = [u for u in units if u.key not in old]
+    assigned = {**old, **_pack(new_units, _next_shard_number(registered.values()), config)}
     assigned = {u.key: assigned[u.key] for u in units}  # units that vanished leave their shard
-    shards = _group(source_name, units, assigned)
-    _save(registry_path, units, assigned)
-    return shards
+    retired = sorted(set(registered.values()) - set(assigned.values()))
+    shards = _group(source_name, units, assigned) + [
+        Shard(source_name, shard, (), 0, 0, _fingerprint([])) for shard in retired
+    ]
+    _save(registry_path, units, assigned, retired)
+    return sorted(shards, key=lambda s: s.shard)
 
 
 def discover_all(config: SnowcoderConfig) -> list[Shard]:
@@ -77,7 +87,11 @@ def load_shard(config: SnowcoderConfig, source_name: str, shard: str) -> Shard:
     path = shard_registry_path(config.data_dir, source_name)
     if not path.is_file():
         raise LookupError(f"no shards registered for source {source_name!r}: run discovery first")
-    rows = [r for r in pq.read_table(path).to_pylist() if r["shard"] == shard]
+    rows = [
+        r
+        for r in pq.read_table(path).to_pylist()
+        if r["shard"] == shard and not r["unit_key"].startswith(RETIRED_UNIT)
+    ]
     return (
         _group(
             source_name,
@@ -141,7 +155,9 @@ def _fingerprint(units: list[SourceUnit]) -> str:
     return digest.hexdigest()
 
 
-def _save(path: Path, units: list[SourceUnit], assigned: dict[str, str]) -> None:
+def _save(
+    path: Path, units: list[SourceUnit], assigned: dict[str, str], retired: list[str]
+) -> None:
     rows = [
         {
             "unit_key": u.key,
@@ -151,5 +167,14 @@ def _save(path: Path, units: list[SourceUnit], assigned: dict[str, str]) -> None
             "fingerprint": u.fingerprint,
         }
         for u in units
+    ] + [
+        {
+            "unit_key": f"{RETIRED_UNIT}{shard}",
+            "shard": shard,
+            "num_bytes": 0,
+            "num_files": 0,
+            "fingerprint": "retired",
+        }
+        for shard in retired
     ]
     write_table(path, pa.Table.from_pylist(rows, schema=REGISTRY_SCHEMA))

@@ -72,3 +72,25 @@ def test_needs_ingest_until_done_marker_matches(tmp_path: Path):
     assert needs_ingest(config, shard)
     ingest_shard(config, "src", shard.shard)
     assert not needs_ingest(config, shard)
+
+
+def test_vanished_repository_retires_its_shard_as_empty(tmp_path: Path):
+    from snowcoder_assets.raw.ingest import ingest_shard
+
+    code = tmp_path / "code"
+    _repo(code, "a", 3)
+    _repo(code, "b", 3)
+    config = _config(tmp_path)
+    for shard in discover_shards(config, "src"):
+        ingest_shard(config, "src", shard.shard)
+    import shutil
+
+    shutil.rmtree(code / "b")
+    shards = {s.shard: s for s in discover_shards(config, "src")}
+    assert shards["00001"].unit_keys == () and needs_ingest(config, shards["00001"])
+    assert not needs_ingest(config, shards["00000"])
+    assert ingest_shard(config, "src", "00001").files == 0
+    again = {s.shard: s for s in discover_shards(config, "src")}  # stays retired, stays done
+    assert again["00001"].unit_keys == () and not needs_ingest(config, again["00001"])
+    _repo(code, "c", 1)
+    assert [s.unit_keys for s in discover_shards(config, "src")][-1] == ("c",)

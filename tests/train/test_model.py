@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from snowcoder_train.model import (
+    build_model,
+    demo_model_config,
+    flops_per_token,
+    num_parameters,
+    paper_model_config,
+)
+from tests.train.conftest import TINY_MODEL
+
+
+def test_build_model_matches_the_config():
+    torch.manual_seed(0)
+    model = build_model(TINY_MODEL)
+    assert model.config._attn_implementation == "sdpa"
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # tied
+    assert sum(p.numel() for p in model.parameters()) == num_parameters(TINY_MODEL)
+
+
+def test_build_model_is_reproducible_under_a_seed():
+    torch.manual_seed(3)
+    first = build_model(TINY_MODEL).state_dict()
+    torch.manual_seed(3)
+    second = build_model(TINY_MODEL).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_paper_model_has_about_1_36b_parameters():
+    config = paper_model_config()
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (
+        24,
+        2048,
+        5632,
+    )
+    assert config.num_key_value_heads == config.num_attention_heads == 16
+    assert num_parameters(config) == pytest.approx(1.36e9, rel=0.01)
+
+
+def test_demo_model_size():
+    assert num_parameters(demo_model_config(8000)) == pytest.approx(5.26e6, rel=0.01)
+
+
+def test_flops_per_token_is_6n_plus_attention():
+    h, layers, ffn, vocab, seq = 64, 2, 128, 300, 32
+    n_matmul = layers * (4 * h * h + 3 * h * ffn) + vocab * h
+    assert flops_per_token(TINY_MODEL, seq) == 6 * n_matmul + 12 * layers * h * seq
+
+
+def test_flops_per_token_counts_grouped_kv_heads():
+    grouped = {**TINY_MODEL, "num_key_value_heads": 1}  # k, v project to 16 of 64 dims
+    saved = 6 * 2 * (2 * 64 * 48)  # two layers, k and v: 64 x (64 - 16) weights fewer each
+    assert flops_per_token(TINY_MODEL, 32) - flops_per_token(grouped, 32) == saved
