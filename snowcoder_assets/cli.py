@@ -96,6 +96,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     ok = materialize(config, "*", workers=args.workers)
     print(f"\nmaterialized in {time.perf_counter() - start:.1f}s\n")
     _stats(args, config)
+    _print_selection(config)
     db = lineage_db_path(config.data_dir)
     print(f"\ndata:          {config.data_dir}")
     print(f'lineage store: {db}   (try: duckdb {db} "SELECT * FROM file_status LIMIT 5")')
@@ -166,6 +167,33 @@ def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
     _print_table(query(config.data_dir, "select_stage_funnel"), "per-stage funnel")
     _print_table(query(config.data_dir, "select_drop_reasons"), "drop reasons")
     return 0
+
+
+def _print_selection(config: SnowcoderConfig) -> None:
+    """The phase-2 selection per language (the histograms are in the UI, on topk_corpus)."""
+    path = config.data_dir / "topk_selection.json"
+    if not path.is_file():
+        return
+    import json
+
+    report = json.loads(path.read_text())
+    print(
+        f"\nphase 2: {report['selected_tokens']} of budget {report['budget_tokens']} tokens, "
+        f"{report['selected_files']} files, repeated {report['repeats']}x in training"
+    )
+    rows = [
+        {
+            "lang": lang,
+            "available_tokens": v["available_tokens"],
+            "selected_tokens": v["selected_tokens"],
+            "selected_files": v["selected_files"],
+            "score_cutoff": "-" if v["cutoff"] is None else f"{v['cutoff']:.3f}",
+        }
+        for lang, v in sorted(
+            report["languages"]["languages"].items(), key=lambda kv: -kv[1]["available_tokens"]
+        )
+    ]
+    _print_table(rows, "per language")
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
