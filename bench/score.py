@@ -9,7 +9,8 @@ encoder with a freshly initialised linear head (seed 0), saved to a temporary fo
   per call, fp32, each file truncated to its first max_length tokens (a third of the text ours
   reads on long files)
 Each method scores a few files to burn in, then `--repeats` timed passes run interleaved and the
-fastest counts (the machine may be shared). `chunks` is how many windows a method ran.
+fastest counts (the machine may be shared; `cpu_s` is that pass's process CPU time).
+`chunks` is how many windows a method ran. `--threads 1` is the least noisy on a busy machine.
 `--device cuda --model <Hub id or path>` measures a paper-class encoder on a GPU; without its
 weights on disk the model is built from its config (or BERT-base shape, the arctic-embed-m
 class) with random weights, which is enough for throughput.
@@ -94,7 +95,8 @@ def build_annotator(model: str, folder: Path) -> str:
 
 
 def scorer_method(folder: Path, texts: list[str], args, dtype: str) -> Method:
-    scorer = Scorer(folder, args.max_length, ScoringConfig(dtype=dtype), device=args.device)
+    scoring = ScoringConfig(dtype=dtype, threads=args.threads)
+    scorer = Scorer(folder, args.max_length, scoring, device=args.device)
     ids = scorer.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     chunks = sum(len(select_chunks(x, scorer.chunk)) for x in ids)
     return scorer.score, {"dtype": scorer.dtype, "batch_size": 64, "chunks": chunks}
@@ -113,10 +115,11 @@ def pipeline_method(folder: Path, texts: list[str], args) -> Method:
     return score, {"dtype": "float32", "batch_size": 1, "chunks": len(texts)}
 
 
-def timed(score: Callable[[list[str]], object], texts: list[str], device: str) -> float:
-    start = time.perf_counter()
+def timed(score: Callable[[list[str]], object], texts: list[str], device: str) -> tuple:
+    """(wall seconds, CPU seconds of this process) of one pass."""
+    cpu, start = time.process_time(), time.perf_counter()
     score(texts)
-    return _sync(device, start)
+    return _sync(device, start), time.process_time() - cpu
 
 
 def _sync(device: str, start: float) -> float:
@@ -142,10 +145,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="", help="Hub id or path; default: shipped MiniLM")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per method; min kept")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = all cores")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)  # the same threads for every method
+    args.threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(args.threads)  # the same threads for every method
     texts = stdlib_files(args.files)
     folder = Path(tempfile.mkdtemp(prefix="snowcoder-bench-score-"))
     try:
@@ -164,18 +169,19 @@ def main() -> None:
             "snowcoder_scorer": scorer_method(folder, texts, args, "auto"),
             "snowcoder_scorer_fp32": scorer_method(folder, texts, args, "float32"),
         }
-        runs: dict[str, list[float]] = {name: [] for name in methods}
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
         for score, _ in methods.values():
             score(texts[:BURN_IN_FILES])
         for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits every method
             for name, (score, _) in methods.items():
                 runs[name].append(timed(score, texts, args.device))
-        naive = min(runs["naive_pipeline"])
+        naive = min(runs["naive_pipeline"])[0]
         for name, (_, extra) in methods.items():
-            extra |= {"runs_s": [round(r, 2) for r in runs[name]]}
+            wall, cpu = min(runs[name])
+            extra |= {"runs_s": [round(r[0], 2) for r in runs[name]], "cpu_s": round(cpu, 2)}
             if name != "naive_pipeline":
-                extra["speedup"] = round(naive / min(runs[name]), 2)
-            _emit(common, name, min(runs[name]), extra, args.device)
+                extra["speedup"] = round(naive / wall, 2)
+            _emit(common, name, wall, extra, args.device)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -23,6 +23,7 @@ from snowcoder_assets.phase2.annotator import AnnotatorConfig, ScoringConfig
 from snowcoder_assets.phase2.topk import TopkConfig
 from snowcoder_assets.phase2.training_set import AnnotatorDataConfig
 from snowcoder_assets.strict import StrictModel
+from snowcoder_assets.tokens.manifest import TrainingConfig
 from snowcoder_assets.tokens.tokenizer import TokenizerConfig
 
 CONFIG_ENV_VAR = "SNOWCODER_CONFIG"
@@ -178,6 +179,7 @@ class SnowcoderConfig(StrictModel):
     annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     topk: TopkConfig = Field(default_factory=TopkConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     # Where the file was read from; set by load_config, not by the file.
     config_file: Path | None = None
 

@@ -23,6 +23,8 @@ from snowcoder_assets.phase2.assets import (
 from snowcoder_assets.raw.assets import raw_files
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.tokens.assets import packed_shards, phase_manifest
+from snowcoder_assets.training.assets import checkpoints
 
 # Validate the configuration when the code location loads: a bad file fails here, before work.
 CONFIG = load_config(default_config_path())
@@ -41,7 +43,13 @@ defs = dg.Definitions(
         quality_annotator,
         quality_scores,
         topk_corpus,
+        packed_shards,
+        phase_manifest,
+        checkpoints,
     ],
     sensors=[source_shard_sensor],
-    resources={"snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file))},
+    resources={
+        "snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file)),
+        "pipes_subprocess_client": dg.PipesSubprocessClient(),
+    },
 )

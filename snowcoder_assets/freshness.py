@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.stages import global_is_current, write_global_marker
+from snowcoder_assets.stages import (
+    digest,
+    global_is_current,
+    global_output_digest,
+    write_global_marker,
+)
 
 
 def _global_digests(config: SnowcoderConfig) -> dict[str, Callable[[], str]]:
@@ -18,10 +23,24 @@ def _global_digests(config: SnowcoderConfig) -> dict[str, Callable[[], str]]:
     from snowcoder_assets.phase1.dedup import dup_clusters_input_digest
     from snowcoder_assets.phase2.stages import global_input_digests
 
+    def upstream(*stages: str) -> list[str | None]:
+        return [global_output_digest(config.data_dir, stage) for stage in stages]
+
+    training = config.training.model_dump(mode="json")
     return {
         "dup_clusters": lambda: dup_clusters_input_digest(config),
         "phase1_corpus": lambda: phase1_corpus_input_digest(config),
         **global_input_digests(config),
+        "packed_shards": lambda: digest(
+            "packed_shards",
+            training,
+            config.corpus.seed,
+            upstream("tokenizer", "phase1_corpus", "topk_corpus"),
+        ),
+        "phase_manifest": lambda: digest(
+            "phase_manifest", training, config.topk.repeats, upstream("packed_shards")
+        ),
+        "checkpoints": lambda: digest("checkpoints", upstream("phase_manifest")),
     }
 
 

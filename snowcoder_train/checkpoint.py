@@ -85,9 +85,9 @@ def prune(phase_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
 
 
 def clear(phase_dir: Path) -> None:
-    """Forget a previous run of the phase (its step checkpoints and metrics; final stays)."""
-    for old in phase_dir.glob("step-*"):
-        shutil.rmtree(old)
+    """Forget a previous run of the phase: checkpoints (final too: it is stale) and metrics."""
+    for old in [*phase_dir.glob("step-*"), phase_dir / FINAL]:
+        shutil.rmtree(old, ignore_errors=True)
     (phase_dir / "metrics.jsonl").unlink(missing_ok=True)
 
 

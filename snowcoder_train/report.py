@@ -56,15 +56,19 @@ class MetricsLog:
 class Reporter:
     """Logs to stdout, and to Dagster through Pipes when Dagster launched this process."""
 
-    def __init__(self, asset_key: str | None = None, enabled: bool = True) -> None:
-        self.asset_key, self.context = asset_key, None
-        if enabled and PIPES_CONTEXT_ENV in os.environ:
+    def __init__(
+        self, asset_key: str | None = None, pipes: bool = True, verbose: bool = True
+    ) -> None:
+        """`pipes`: talk to Dagster if it launched us; `verbose`: print (off on ranks > 0)."""
+        self.asset_key, self.context, self.verbose = asset_key, None, verbose
+        if pipes and PIPES_CONTEXT_ENV in os.environ:
             from dagster_pipes import open_dagster_pipes
 
             self.context = open_dagster_pipes()
 
     def info(self, message: str, pipes: bool = True) -> None:
-        print(message, flush=True)
+        if self.verbose:
+            print(message, flush=True)
         if self.context is not None and pipes:
             self.context.log.info(message)
 
@@ -74,7 +78,8 @@ class Reporter:
             self.context.log.error(message)
 
     def materialize(self, metadata: dict[str, Any]) -> None:
-        print(json.dumps({"materialization": metadata}), flush=True)
+        if self.verbose:
+            print(json.dumps({"materialization": metadata}), flush=True)
         if self.context is not None:
             self.context.report_asset_materialization(metadata=metadata, asset_key=self.asset_key)
 

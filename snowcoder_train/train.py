@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    reporter = Reporter(args.asset_key, enabled=distributed.env_rank() == 0)
+    is_main = distributed.env_rank() == 0
+    reporter = Reporter(args.asset_key, pipes=is_main, verbose=is_main)
     try:
         manifest = load_manifest(args.manifest)
         phase = validate(manifest, args.phase)
@@ -99,7 +100,7 @@ def train_phase(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Train `phase` (validated) up to its total steps or `max_steps`; return the summary."""
-    reporter = reporter or Reporter(enabled=False)
+    reporter = reporter or Reporter(pipes=False)
     ctx = distributed.init_distributed()
     dev = pick_device(device, ctx)
     phase_dir = manifest.phase_dir(phase.name)
@@ -113,23 +114,7 @@ def train_phase(
         state = restore_train_state(ckpt.load_meta(start))
         return summarize(manifest, phase, state, start, 0, 0.0, dev, ctx)
 
-    _quiet_transformers()
-    seed_everything(manifest.seed)
-    model = load_model(manifest, phase, start).to(dev)
-    model = distributed.shard_model(model, ctx)
-    optimizer = make_optimizer(model, phase.weight_decay, phase.betas, fused=True)
-    state = TrainState()
-    if start is not None:
-        saved = ckpt.load_state(start)
-        distributed.load_optimizer_state(model, optimizer, saved["optimizer"], ctx)
-        state = restore_train_state(saved)
-        ckpt.restore_rng_states(saved["rng"])
-    elif ctx.is_main:
-        ckpt.clear(phase_dir)
-    distributed.barrier(ctx)
-    if phase.compile:
-        model.compile()
-
+    model, optimizer, state = prepare(manifest, phase, start, dev, ctx)
     data = PackedSequences(phase.data.index, phase.name, manifest.seed)
     metrics = MetricsLog(phase_dir / "metrics.jsonl", state.step) if ctx.is_main else None
     bf16 = use_bf16(phase.precision, dev)
@@ -173,17 +158,46 @@ def train_phase(
             f"tok/s {record['tokens_per_s']:.0f} mfu {record['mfu']:.2%}",
             pipes=state.step % log_every == 0 or state.step == stop_at,
         )
-        if (
-            state.step == total
-            or state.step % phase.checkpoint_every == 0
-            or (state.step == stop_at)
-        ):
-            name = ckpt.FINAL if state.step == total else ckpt.step_name(state.step)
+        name = checkpoint_due(state.step, phase, stop_at)
+        if name:
             saved_at = save(phase_dir / name, model, optimizer, state, manifest, phase, ctx)
             reporter.info(f"{phase.name}: saved {saved_at}")
     if saved_at is None:  # nothing left to do before max_steps
         saved_at = start
     return summarize(manifest, phase, state, saved_at, run_steps, run_seconds, dev, ctx)
+
+
+def prepare(
+    manifest: Manifest, phase: Phase, start: Path | None, dev: torch.device, ctx: distributed.Dist
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, TrainState]:
+    """Model (sharded when distributed), optimizer and state: resumed from `start`, or new."""
+    _quiet_transformers()
+    seed_everything(manifest.seed)
+    model = load_model(manifest, phase, start).to(dev)
+    model = distributed.shard_model(model, ctx)
+    optimizer = make_optimizer(model, phase.weight_decay, phase.betas, fused=True)
+    state = TrainState()
+    if start is not None:
+        saved = ckpt.load_state(start)
+        distributed.load_optimizer_state(model, optimizer, saved["optimizer"], ctx)
+        state = restore_train_state(saved)
+        ckpt.restore_rng_states(saved["rng"])
+    elif ctx.is_main:
+        ckpt.clear(manifest.phase_dir(phase.name))  # a fresh run forgets any earlier one
+    distributed.barrier(ctx)
+    if phase.compile:
+        model.compile()
+    return model, optimizer, state
+
+
+def checkpoint_due(step: int, phase: Phase, stop_at: int) -> str | None:
+    """The checkpoint to write after `step`: final at the end, else every checkpoint_every
+    steps and where a --max-steps run stops."""
+    if step == phase.total_steps:
+        return ckpt.FINAL
+    if step % phase.checkpoint_every == 0 or step == stop_at:
+        return ckpt.step_name(step)
+    return None
 
 
 def train_step(

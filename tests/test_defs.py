@@ -28,6 +28,9 @@ def test_defs_contract():
         "quality_annotator": "phase2",
         "quality_scores": "phase2",
         "topk_corpus": "phase2",
+        "packed_shards": "tokens",
+        "phase_manifest": "tokens",
+        "checkpoints": "training",
     }
     partitioned = {k for k, a in assets.items() if a.partitions_def is not None}
     assert partitioned == {
@@ -44,6 +47,8 @@ def test_defs_contract():
     assert deps["tokenizer"] == ["phase1_corpus"]
     assert deps["quality_scores"] == ["decontaminated_files", "quality_annotator", "tokenizer"]
     assert deps["topk_corpus"] == ["quality_scores"]
+    assert deps["packed_shards"] == ["phase1_corpus", "tokenizer", "topk_corpus"]
+    assert deps["checkpoints"] == ["phase_manifest"]
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("raw_files", "every_file_decided") in checks
     assert {name for key, name in checks if key == "phase1_corpus"} == {

@@ -28,10 +28,11 @@ tokenizer's (64000 at paper scale), so a preset takes it as an argument.
 
 The demo preset keeps the 500:50:5 token ratios with a model of ~5M parameters (4 layers,
 hidden 256, FFN 704, 4 heads, context 512) trained on 256-token sequences in batches of 16:
-phase 1 is 400 steps (1,638,400 tokens), phase 2 40 steps (warm-up 10), phase 3 4 steps
+phase 1 is 100 steps (409,600 tokens), phase 2 10 steps (warm-up 3), phase 3 1 step
 (warm-up 1): fewer phase-1 steps would leave phase 3 without a whole step. A step is ~130
 GFLOP (6 x 5.3M parameters x 4096 tokens); one took ~1.2 s on 2 idle CPU cores (fp32, eager),
-so the 444 steps take ~9 minutes there and less on a bigger CPU. `total_tokens` scales it.
+so the 111 steps take ~2 minutes there, which is what the demo can afford; `total_tokens`
+scales it (the loss is still falling steeply at 100 steps: the demo shows the mechanics).
 
 When a demo phase asks for more tokens than its shards hold (x repeats), `build_manifest`
 lowers the budget to what they hold and logs it, because a demo corpus is whatever is at
@@ -155,7 +156,7 @@ def _preset(name: str, model: dict, budgets: dict, warmups: dict, **shape: Any) 
 
 
 def demo_preset(vocab_size: int) -> dict[str, Any]:
-    """~5M parameters, 400 + 40 + 4 steps of 16 x 256 tokens (see the module docstring)."""
+    """~5M parameters, 100 + 10 + 1 steps of 16 x 256 tokens (see the module docstring)."""
     shape = {"seq_len": 256, "batch_size": 16, "micro_batch_size": 8}
     model = _model(
         vocab_size,
@@ -166,8 +167,8 @@ def demo_preset(vocab_size: int) -> dict[str, Any]:
         num_key_value_heads=4,
         max_position_embeddings=512,
     )
-    budgets = split_budget(400 * shape["batch_size"] * shape["seq_len"])
-    warmups = {"phase1": 20, "phase2": 10, "phase3": 1}
+    budgets = split_budget(100 * shape["batch_size"] * shape["seq_len"])
+    warmups = {"phase1": 10, "phase2": 3, "phase3": 1}
     return _preset("demo", model, budgets, warmups, **shape, checkpoint_every=50, compile=False)
 
 

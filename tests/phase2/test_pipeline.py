@@ -63,6 +63,19 @@ epochs = 1
 max_length = 64
 [topk]
 budget_fraction = 0.4
+[training]
+total_tokens = 2842
+seq_len = 64
+batch_size = 4
+micro_batch_size = 2
+checkpoint_every = 4
+[training.model]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 2
+max_position_embeddings = 64
 """
 
 
@@ -100,6 +113,8 @@ def test_phase2_selects_within_budget_and_records_quality(tmp_path, dagster_home
     assert len(members) == selection["selected_files"]
     assert (annotator_dir(config) / "model.safetensors").is_file()
 
+    _assert_trained(config)
+
     rows = [{"content": (STDLIB / "textwrap.py").read_text(), "id": 1}, {"content": "x=1", "id": 2}]
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -107,3 +122,21 @@ def test_phase2_selects_within_budget_and_records_quality(tmp_path, dagster_home
     scored = [json.loads(line) for line in (tmp_path / "in.scored.jsonl").read_text().splitlines()]
     assert [r["id"] for r in scored] == [1, 2]
     assert all(0.0 <= r["score"] <= 1.0 for r in scored)
+
+
+def _assert_trained(config) -> None:
+    """Phases 1 and 2 trained through Pipes into loadable checkpoints; phase 3 skipped."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from snowcoder_assets.tokens.stages import checkpoints_dir, read_manifest
+
+    manifest = read_manifest(config)
+    assert [p["name"] for p in manifest["phases"]] == ["phase1", "phase2", "phase3"]
+    assert manifest["phases"][1]["init_from"] == "phase1"
+    assert manifest["phases"][2]["skip_reason"]
+    final = checkpoints_dir(config) / "phase2" / "final"
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    ids = tokenizer("def main():", return_tensors="pt").input_ids
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+    assert not (checkpoints_dir(config) / "phase3" / "final").exists()

@@ -106,9 +106,9 @@ def _budgets(preset: dict) -> list[int]:
 def test_demo_preset_keeps_the_500_50_5_ratios() -> None:
     p1, p2, p3 = _budgets(demo_preset(VOCAB))
     assert p1 == 10 * p2 == 100 * p3
-    assert p1 == 400 * 16 * 256
+    assert p1 == 100 * 16 * 256
     steps = [b // (16 * 256) for b in (p1, p2, p3)]
-    assert steps == [400, 40, 4]
+    assert steps == [100, 10, 1]
 
 
 def test_demo_preset_is_a_small_model() -> None:
@@ -215,8 +215,8 @@ def test_manifest_demo_budget_is_lowered_to_the_data(tmp_path: Path) -> None:
     manifest = _build(TrainingConfig(), tmp_path, indexes, log=notes.append)
 
     assert manifest["phases"][1]["token_budget"] == 10 * 256 * 4
-    assert manifest["phases"][0]["token_budget"] == 400 * 16 * 256  # enough data: unchanged
-    note = "phase2: demo budget of 163840 tokens lowered to the 10240 its shards hold"
+    assert manifest["phases"][0]["token_budget"] == 100 * 16 * 256  # enough data: unchanged
+    note = "phase2: demo budget of 40960 tokens lowered to the 10240 its shards hold"
     assert notes == [f"{note} (2560 tokens x 4 repeats)"]
 
 

@@ -1,0 +1,1 @@
+"""Training: checkpoint assets that run snowcoder_train through Dagster Pipes."""

@@ -1,0 +1,103 @@
+"""`checkpoints` (group `training`): the three phases trained in order through Dagster Pipes.
+
+One asset runs every phase of the manifest in order, each as a `snowcoder_train` subprocess
+launched with `PipesSubprocessClient` (under `torchrun` when the machine has several GPUs), so
+logs and metrics stream into the run and the training code stays free of Dagster. A phase
+starts from the previous phase's final checkpoint (the manifest's `init_from`) and resumes
+from its own last checkpoint when a run was killed. Final checkpoints are Hugging Face folders
+at `<data_dir>/checkpoints/<phase>/final/`. One asset rather than a partition per phase: the
+phases are strictly sequential and share one manifest, so a partition per phase would only
+re-encode that order as partition dependencies.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from snowcoder_assets.freshness import mark_global_done
+from snowcoder_assets.metadata import figure_png, png_markdown
+from snowcoder_assets.resources import SnowcoderConfigResource
+
+
+def train_command(manifest: Path, phase: str, devices: int) -> list[str]:
+    """`python -m snowcoder_train ...`, or `torchrun` over every local GPU when there are >1."""
+    args = [
+        "-m",
+        "snowcoder_train",
+        "--manifest",
+        str(manifest),
+        "--phase",
+        phase,
+        "--asset-key",
+        "checkpoints",
+    ]
+    if devices > 1 and shutil.which("torchrun"):
+        return ["torchrun", "--standalone", f"--nproc_per_node={devices}", *args]
+    return [sys.executable, *args]
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def loss_curves(checkpoint_dir: Path, phases: list[str]) -> dg.MarkdownMetadataValue | None:
+    """Loss per step of every trained phase, one line each, from their metrics.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    drawn = 0
+    offset = 0
+    for phase in phases:
+        path = checkpoint_dir / phase / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        steps = [offset + r["step"] for r in records]
+        ax.plot(steps, [r["loss"] for r in records], label=phase)
+        offset = steps[-1] if steps else offset
+        drawn += 1
+    ax.set_xlabel("step (phases back to back)")
+    ax.set_ylabel("loss")
+    ax.legend()
+    png = figure_png(fig)
+    return png_markdown(png, "loss curves") if drawn else None
+
+
+@dg.asset(group_name="training", deps=["phase_manifest"], kinds={"pytorch"})
+def checkpoints(
+    context: dg.AssetExecutionContext,
+    snowcoder: SnowcoderConfigResource,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
+) -> dg.MaterializeResult:
+    """Final checkpoints of the three training phases (Hugging Face folders with safetensors and
+    the tokenizer), trained in order from the phase manifest through Dagster Pipes."""
+    from snowcoder_assets.tokens.stages import checkpoints_dir, manifest_path, read_manifest
+
+    config = snowcoder.load()
+    manifest = read_manifest(config)
+    devices = _gpu_count()
+    metadata: dict = {}
+    names = [p["name"] for p in manifest["phases"]]
+    for name in names:
+        command = train_command(manifest_path(config), name, devices)
+        context.log.info(f"{name}: {' '.join(command)}")
+        invocation = pipes_subprocess_client.run(
+            command=command, context=context, env={"TOKENIZERS_PARALLELISM": "false"}
+        )
+        reported = [r for r in invocation.get_results() if isinstance(r, dg.MaterializeResult)]
+        for key, value in (reported[-1].metadata if reported else {}).items():
+            metadata[f"{name}_{key}"] = value
+    curves = loss_curves(checkpoints_dir(config), names)
+    if curves is not None:
+        metadata["loss_curves"] = curves
+    metadata["path"] = dg.MetadataValue.path(str(checkpoints_dir(config)))
+    mark_global_done(config, "checkpoints")
+    return dg.MaterializeResult(metadata=metadata)
