@@ -3,19 +3,23 @@
 CPU (default): the demo model (vocab 8000, hidden 256, FFN 704, 4 layers, 4 heads), sequences
 of 256 tokens, micro batch 8, random token ids, the loop's own `train_step`:
 - `snowcoder`: SDPA attention, fused AdamW, bf16 autocast where `precision="auto"` picks it
-  (native bf16 on the CPU), and with `--compile` a torch.compile'd copy (`snowcoder_compiled`)
+  (native bf16 on the CPU), and with `--compile` the same with forward + loss compiled as
+  the trainer does for `compile: true` (`snowcoder_compiled`; the first steps compile)
 - `snowcoder_fp32`: the same in fp32, to show what autocast buys
+- `bf16_eager_attention`: snowcoder with eager attention instead of SDPA (a diagnostic: on a
+  CPU, SDPA's bf16 flash kernel can be slower than eager attention at short sequences)
 - `naive`: eager attention (`attn_implementation="eager"`), fp32, for-loop AdamW
-Methods run in turns (`--rounds`), so load from other processes hits them alike; each line
-gives the median round. MFU is achieved FLOP/s over the device peak (snowcoder_train.report:
-SNOWCODER_PEAK_FLOPS, else 989 TFLOP/s on an H100, else a rough 100 GFLOP/s per CPU thread).
+Methods take turns step by step (`--rounds` turns of `--steps` steps), so load from other
+processes hits them alike; each line gives the median turn. MFU is achieved FLOP/s over the
+device peak (snowcoder_train.report: SNOWCODER_PEAK_FLOPS, else 989 TFLOP/s on an H100, else a
+rough per-thread CPU figure).
 
 CUDA: `--device cuda --paper` trains the arXiv 2409.02326 model (1.36B, 24 x 2048) on
 sequences of 8192 tokens (halved until a micro batch of 1 fits), bf16 autocast, fused AdamW,
 reporting tokens/s and MFU against 989 TFLOP/s (H100 dense bf16).
 
 Prints one JSON line per method. Usage:
-    python bench/train.py [--steps 5] [--burn-in 2] [--rounds 3] [--compile]
+    python bench/train.py [--steps 1] [--rounds 10] [--burn-in 2] [--threads N] [--compile]
     python bench/train.py --device cuda --paper [--seq-len 8192] [--compile]
 """
 
@@ -43,7 +47,7 @@ from snowcoder_train.model import (
     paper_model_config,
 )
 from snowcoder_train.report import peak_flops
-from snowcoder_train.train import make_optimizer, train_step, use_bf16
+from snowcoder_train.train import make_loss_fn, make_optimizer, train_step, use_bf16
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Method:
     fused: bool
     compile: bool = False
     rounds: list[float] = field(default_factory=list)  # tokens/s per round
-    state: Any = None  # (model, optimizer) once built
+    state: Any = None  # (model, optimizer, loss function) once built
 
 
 def main() -> None:
@@ -63,13 +67,16 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true", help="the 1.36B paper model")
     parser.add_argument("--seq-len", type=int, default=None)
     parser.add_argument("--micro-batch", type=int, default=None)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per turn")
+    parser.add_argument("--rounds", type=int, default=10, help="turns per method")
     parser.add_argument("--burn-in", type=int, default=2, help="untimed steps per method")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile'd method")
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model_cfg = paper_model_config() if args.paper else demo_model_config(8000)
     seq_len = args.seq_len or (model_cfg.max_position_embeddings if args.paper else 256)
     micro = args.micro_batch or (1 if args.paper else 8)
@@ -80,18 +87,20 @@ def main() -> None:
     if not args.paper:
         methods += [
             Method("snowcoder_fp32", "sdpa", False, fused=True),
+            Method("bf16_eager_attention", "eager", bf16, fused=True),
             Method("naive", "eager", False, fused=False),
         ]
     if args.paper:
         seq_len = fit_seq_len(methods[0], model_cfg, seq_len, micro, device, args.burn_in)
 
-    for _ in range(args.rounds):
+    if device.type == "cpu":
+        measure_in_turns(methods, model_cfg, seq_len, micro, device, args)
+    else:  # one model in GPU memory at a time: 1.36B twice may not fit next to activations
         for method in methods:
-            if method.state is None:
-                build(method, model_cfg, device)
-                run_steps(method, seq_len, micro, device, args.burn_in)
-            seconds = run_steps(method, seq_len, micro, device, args.steps)
-            method.rounds.append(args.steps * micro * seq_len / seconds)
+            measure_in_turns([method], model_cfg, seq_len, micro, device, args)
+            method.state = None
+            gc.collect()
+            torch.cuda.empty_cache()
 
     common = {
         "bench": "train",
@@ -125,18 +134,31 @@ def main() -> None:
         print(json.dumps(record), flush=True)
 
 
+def measure_in_turns(
+    methods: list[Method], model_cfg: Any, seq_len: int, micro: int, device: torch.device, args
+) -> None:
+    """Build and burn in each method, then time `args.rounds` turns of `args.steps` steps."""
+    for method in methods:
+        if method.state is None:
+            build(method, model_cfg, device)
+            run_steps(method, seq_len, micro, device, args.burn_in)
+    for _ in range(args.rounds):
+        for method in methods:
+            seconds = run_steps(method, seq_len, micro, device, args.steps)
+            method.rounds.append(args.steps * micro * seq_len / seconds)
+
+
 def build(method: Method, model_cfg: Any, device: torch.device) -> None:
     torch.manual_seed(0)
     model = build_model(model_cfg, attn_implementation=method.attn).to(device)
-    if method.compile:
-        model.compile()
     model.train()
-    method.state = (model, make_optimizer(model, 0.1, (0.9, 0.95), fused=method.fused))
+    optimizer = make_optimizer(model, 0.1, (0.9, 0.95), fused=method.fused)
+    method.state = (model, optimizer, make_loss_fn(method.compile))
 
 
 def run_steps(method: Method, seq_len: int, micro: int, device: torch.device, steps: int) -> float:
     """Seconds for `steps` optimizer steps of one micro batch each."""
-    model, optimizer = method.state
+    model, optimizer, loss_fn = method.state
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, vocab, (micro, seq_len), generator=generator) for _ in range(2)]
@@ -144,7 +166,7 @@ def run_steps(method: Method, seq_len: int, micro: int, device: torch.device, st
     sync(device)
     start = time.perf_counter()
     for i in range(steps):
-        train_step(model, optimizer, [batches[i % 2]], 1e-4, 1.0, method.bf16)
+        train_step(model, optimizer, [batches[i % 2]], 1e-4, 1.0, method.bf16, loss_fn)
     sync(device)
     return time.perf_counter() - start
 

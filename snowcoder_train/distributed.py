@@ -2,8 +2,8 @@
 
     torchrun --nproc-per-node 8 -m snowcoder_train --manifest M --phase phase1
 
-Only taken when WORLD_SIZE > 1. NOT EXERCISED BY THE TESTS (they run on a CPU without a
-process group); keep it small. Each decoder layer is one FSDP unit and the root holds the
+Only taken when WORLD_SIZE > 1; the tests run it on a CPU with two gloo processes (the NCCL
+and multi-node paths are untested here). Each decoder layer is one FSDP unit and the root holds the
 (tied) embedding, final norm and LM head. Checkpoints gather full state dicts to rank 0, which
 alone writes them; resume loads full state on every rank and re-shards.
 With one process every helper falls through to the plain single-device call.

@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from snowcoder_train import distributed
 from snowcoder_train.data import PackedSequences
 from snowcoder_train.manifest import Manifest, ManifestError, Phase, load_manifest, validate
 from snowcoder_train.model import ATTN_IMPLEMENTATION, build_model, flops_per_token
-from snowcoder_train.report import MetricsLog, Reporter, peak_flops
+from snowcoder_train.report import MetricsLog, Reporter, cpu_has_native_bf16, peak_flops
 from snowcoder_train.schedule import lr_at
 
 PIPES_LOGS_PER_PHASE = 20  # progress lines sent to Dagster (stdout gets every step)
@@ -114,10 +115,16 @@ def train_phase(
         state = restore_train_state(ckpt.load_meta(start))
         return summarize(manifest, phase, state, start, 0, 0.0, dev, ctx)
 
+    if phase.batch_size % (ctx.world_size * phase.micro_batch_size):
+        raise ManifestError(
+            f"phase {phase.name!r}: batch_size {phase.batch_size} does not split into "
+            f"{ctx.world_size} ranks x micro_batch_size {phase.micro_batch_size}"
+        )
     model, optimizer, state = prepare(manifest, phase, start, dev, ctx)
     data = PackedSequences(phase.data.index, phase.name, manifest.seed)
     metrics = MetricsLog(phase_dir / "metrics.jsonl", state.step) if ctx.is_main else None
     bf16 = use_bf16(phase.precision, dev)
+    loss_fn = make_loss_fn(phase.compile and not ctx.sharded)
     per_rank = phase.batch_size // ctx.world_size
     tokens_per_step = phase.batch_size * phase.seq_len
     flops_per_step = flops_per_token(manifest.model, phase.seq_len) * tokens_per_step
@@ -137,7 +144,7 @@ def train_phase(
             torch.from_numpy(data.batch(first + i, phase.micro_batch_size)).to(dev)
             for i in range(0, per_rank, phase.micro_batch_size)
         ]
-        loss, grad_norm = train_step(model, optimizer, micro, lr, phase.grad_clip, bf16)
+        loss, grad_norm = train_step(model, optimizer, micro, lr, phase.grad_clip, bf16, loss_fn)
         loss = distributed.mean_over_ranks(loss, dev, ctx)
         seconds = time.perf_counter() - began
         state.step, run_steps = state.step + 1, run_steps + 1
@@ -174,6 +181,9 @@ def prepare(
     _quiet_transformers()
     seed_everything(manifest.seed)
     model = load_model(manifest, phase, start).to(dev)
+    if phase.compile and ctx.sharded:  # under FSDP2, compile layer by layer (torchtitan's way)
+        for layer in model.model.layers:
+            layer.compile()
     model = distributed.shard_model(model, ctx)
     optimizer = make_optimizer(model, phase.weight_decay, phase.betas, fused=True)
     state = TrainState()
@@ -185,8 +195,6 @@ def prepare(
     elif ctx.is_main:
         ckpt.clear(manifest.phase_dir(phase.name))  # a fresh run forgets any earlier one
     distributed.barrier(ctx)
-    if phase.compile:
-        model.compile()
     return model, optimizer, state
 
 
@@ -200,6 +208,20 @@ def checkpoint_due(step: int, phase: Phase, stop_at: int) -> str | None:
     return None
 
 
+def forward_loss(model: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Mean next-token cross-entropy of packed sequences: inputs s[:-1], targets s[1:]."""
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+
+
+def make_loss_fn(compile: bool) -> Callable[[torch.nn.Module, torch.Tensor, bool], torch.Tensor]:
+    """`forward_loss`, torch.compile'd as a whole when asked: compiling the model and the loss
+    together also fuses the fp32 upcast and softmax of the logits (demo model on a CPU: 1.36x
+    eager, against 1.2x for compiling the model alone)."""
+    return torch.compile(forward_loss) if compile else forward_loss
+
+
 def train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -207,15 +229,14 @@ def train_step(
     lr: float,
     grad_clip: float,
     bf16: bool,
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor, bool], torch.Tensor] = forward_loss,
 ) -> tuple[float, float]:
     """One optimizer update over micro batches of packed sequences; (mean loss, grad norm)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss_sum = 0.0
     for batch in micro_batches:
-        with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=batch[:, :-1], use_cache=False).logits
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        loss = loss_fn(model, batch, bf16)
         (loss / len(micro_batches)).backward()
         loss_sum += loss.item()
     max_norm = grad_clip if grad_clip > 0 else float("inf")
@@ -255,14 +276,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return cpu_has_native_bf16()
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_device(name: str, ctx: distributed.Dist) -> torch.device:
