@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -12,6 +13,8 @@ from typing import Any
 
 from snowcoder_assets.config import CONFIG_ENV_VAR, ConfigError, SnowcoderConfig, load_config
 from snowcoder_assets.layout import lineage_db_path
+
+DEMO_SELECTION = "not group:hub"  # everything but publishing, which needs a repo id and a token
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64)
     score.set_defaults(handler=_score)
 
+    pub = sub.add_parser("publish", help="publish phase1 | phase2 | model to the Hugging Face Hub")
+    pub.add_argument("artifact", choices=["phase1", "phase2", "model"])
+    pub.add_argument("--repo-id", required=True, help="NAMESPACE/NAME")
+    pub.add_argument("--private", action="store_true")
+    pub.add_argument("--revision", help="branch to publish to (created when missing)")
+    pub.add_argument("--dry-run", metavar="DIR", help="write the repository to DIR, upload nothing")
+    pub.set_defaults(handler=_publish)
+
     stats = sub.add_parser("stats", help="files, kept and dropped per stage, with drop reasons")
     stats.set_defaults(handler=_stats)
     return parser
@@ -93,7 +104,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
 
     print(f"snowcoder demo: configuration {config.config_file}")
     start = time.perf_counter()
-    ok = materialize(config, "*", workers=args.workers)
+    ok = materialize(config, DEMO_SELECTION, workers=args.workers)
     print(f"\nmaterialized in {time.perf_counter() - start:.1f}s\n")
     _stats(args, config)
     _print_selection(config)
@@ -102,7 +113,35 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     print(f'lineage store: {db}   (try: duckdb {db} "SELECT * FROM file_status LIMIT 5")')
     print("explain file:  .venv/bin/snowcoder explain <repo>/<path>")
     print("open the UI:   make ui   (or .venv/bin/snowcoder ui; then http://127.0.0.1:3000)")
+    if ok:
+        _demo_dry_run(config)
     return 0 if ok else 1
+
+
+def _demo_dry_run(config: SnowcoderConfig) -> None:
+    """Write the repositories a publication would upload, and say how to publish for real."""
+    from snowcoder_assets.hub.artifacts import ARTIFACTS, publish_artifact
+
+    print("\nHub dry run (nothing uploaded):")
+    for artifact in ARTIFACTS:
+        out = config.data_dir / "hub_dry_run" / artifact
+        try:
+            result = publish_artifact(
+                config,
+                artifact,
+                f"YOUR_NAMESPACE/snowcoder-{artifact}",
+                None,
+                dry_run_dir=out,
+                log=lambda _: None,
+            )
+        except FileNotFoundError as exc:
+            print(f"  {artifact}: skipped ({exc})")
+            continue
+        print(f"  {artifact}: {result['files']} files in {out}")
+        print(
+            f"    publish: HF_TOKEN=... .venv/bin/snowcoder publish {artifact} "
+            f"--repo-id YOUR_NAMESPACE/snowcoder-{artifact}"
+        )
 
 
 def _ui(args: argparse.Namespace, _config: Any) -> int:
@@ -161,6 +200,44 @@ def _score(args: argparse.Namespace, _config: Any) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    """Endpoint and token come from HF_ENDPOINT / HF_TOKEN; the token is never printed."""
+    from snowcoder_assets.hub.artifacts import publish_artifact
+    from snowcoder_assets.hub.resources import HubResource, PublishError
+
+    hub = HubResource(
+        **{
+            k: v
+            for k, v in (
+                ("endpoint", os.environ.get("HF_ENDPOINT")),
+                ("token", os.environ.get("HF_TOKEN")),
+            )
+            if v
+        }
+    )
+    dry_run = Path(args.dry_run) if args.dry_run else None
+    try:
+        result = publish_artifact(
+            config,
+            args.artifact,
+            args.repo_id,
+            hub,
+            private=args.private,
+            revision=args.revision,
+            dry_run_dir=dry_run,
+        )
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    if dry_run:
+        print(
+            f"publish for real: .venv/bin/snowcoder publish {args.artifact} "
+            f"--repo-id {args.repo_id}"
+        )
+    return 0
+
+
 def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
     from snowcoder_assets.lineage.store import query
 
@@ -174,7 +251,6 @@ def _print_selection(config: SnowcoderConfig) -> None:
     path = config.data_dir / "topk_selection.json"
     if not path.is_file():
         return
-    import json
 
     report = json.loads(path.read_text())
     print(

@@ -74,7 +74,10 @@ def full_model_state(model: torch.nn.Module, ctx: Dist) -> dict[str, Any] | None
         return None
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    return get_model_state_dict(model, options=_full_options())
+    state = get_model_state_dict(model, options=_full_options())
+    if model.config.tie_word_embeddings:  # gathered copies are no longer one tensor
+        state.pop("lm_head.weight", None)
+    return state
 
 
 def full_optimizer_state(model: torch.nn.Module, optimizer: Any, ctx: Dist) -> dict[str, Any]:

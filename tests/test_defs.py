@@ -31,6 +31,9 @@ def test_defs_contract():
         "packed_shards": "tokens",
         "phase_manifest": "tokens",
         "checkpoints": "training",
+        "hub_phase1_dataset": "hub",
+        "hub_phase2_dataset": "hub",
+        "hub_model": "hub",
     }
     partitioned = {k for k, a in assets.items() if a.partitions_def is not None}
     assert partitioned == {
