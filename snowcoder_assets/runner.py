@@ -25,6 +25,8 @@ from snowcoder_assets.raw.shards import Shard, discover_all, needs_ingest
 from snowcoder_assets.stages import is_current
 
 Echo = Callable[[str], None]
+# Hub assets need run config (the repository id): `snowcoder publish` or the UI launches them.
+PUBLISH_GROUPS = frozenset({"hub"})
 # Step logs stay in the run's event log (the UI shows them); the terminal shows progress lines.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -53,8 +55,10 @@ def plan_selection(defs: dg.Definitions, selection: str) -> list[Wave]:
         keys = dg.AssetSelection.from_string(selection).resolve(graph)
     except Exception as exc:
         raise ValueError(f"invalid selection {selection!r}: {exc}") from exc
+    keys = {k for k in keys if graph.get(k).group_name not in PUBLISH_GROUPS}
     if not keys:
-        raise ValueError(f"selection {selection!r} matches no asset")
+        raise ValueError(f"selection {selection!r} matches no asset (publishing to the Hub is "
+                         "`snowcoder publish`, which takes the repository id)")
     waves: list[Wave] = []
     for level in graph.toposorted_asset_keys_by_level:
         for key in sorted(k for k in level if k in keys):

@@ -84,6 +84,12 @@ def prune(phase_dir: Path, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
         shutil.rmtree(old)
 
 
+def remove_partial(phase_dir: Path) -> None:
+    """Drop what killed runs left half-written (`.tmp-*`, `.old-*` folders)."""
+    for leftover in [*phase_dir.glob(".tmp-*"), *phase_dir.glob(".old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def clear(phase_dir: Path) -> None:
     """Forget a previous run of the phase: checkpoints (final too: it is stale) and metrics."""
     for old in [*phase_dir.glob("step-*"), phase_dir / FINAL]:

@@ -106,6 +106,8 @@ def train_phase(
     dev = pick_device(device, ctx)
     phase_dir = manifest.phase_dir(phase.name)
     phase_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        ckpt.remove_partial(phase_dir)
     total = phase.total_steps
     stop_at = min(total, max_steps) if max_steps is not None else total
     fingerprint = ckpt.phase_fingerprint(manifest, phase)

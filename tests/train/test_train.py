@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,11 +108,11 @@ def test_resume_after_kill_repeats_the_same_losses(workspace, tmp_path):
     phase_dir = tmp_path / "ckpt" / "phase1"
     assert not (phase_dir / "final").exists()
     assert [p.name for p in sorted(phase_dir.glob("step-*"))] == ["step-0000010", "step-0000012"]
-    # As if killed after step 12 but before its checkpoint: the newest is step 10.
-    import shutil
-
+    # As if killed while writing step 12's checkpoint: the newest complete one is step 10.
     shutil.rmtree(phase_dir / "step-0000012")
+    (phase_dir / ".tmp-step-0000012-4242").mkdir()
     assert train(manifest, "phase1") == 0
+    assert not (phase_dir / ".tmp-step-0000012-4242").exists()
 
     straight = read_metrics(workspace.output_dir, "phase1")
     resumed = read_metrics(tmp_path / "ckpt", "phase1")
