@@ -57,8 +57,10 @@ def plan_selection(defs: dg.Definitions, selection: str) -> list[Wave]:
         raise ValueError(f"invalid selection {selection!r}: {exc}") from exc
     keys = {k for k in keys if graph.get(k).group_name not in PUBLISH_GROUPS}
     if not keys:
-        raise ValueError(f"selection {selection!r} matches no asset (publishing to the Hub is "
-                         "`snowcoder publish`, which takes the repository id)")
+        raise ValueError(
+            f"selection {selection!r} matches no asset (publishing to the Hub is "
+            "`snowcoder publish`, which takes the repository id)"
+        )
     waves: list[Wave] = []
     for level in graph.toposorted_asset_keys_by_level:
         for key in sorted(k for k in level if k in keys):
