@@ -42,6 +42,7 @@ hand; at paper scale a short corpus is an error (`check_manifest`), never a sile
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,7 @@ from pydantic import Field, field_validator
 
 from snowcoder_assets.io import read_json, write_json
 from snowcoder_assets.strict import StrictModel
+from snowcoder_train.model import as_dict, demo_model_config, paper_model_config
 
 MANIFEST_VERSION = 1
 PHASES = ("phase1", "phase2", "phase3")
@@ -96,19 +98,6 @@ class TrainingConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown model keys {unknown}; allowed: {list(MODEL_OVERRIDES)}")
         return value
-
-
-def _model(vocab_size: int, **shape: Any) -> dict[str, Any]:
-    return {
-        "vocab_size": vocab_size,
-        **shape,
-        "rope_theta": 10000.0,
-        "rms_norm_eps": 1e-5,
-        "tie_word_embeddings": True,
-        "eos_token_id": 0,
-        "bos_token_id": 0,
-        "pad_token_id": 0,
-    }
 
 
 def _phase(name: str, budget: int, repeats: int, schedule: dict, **shape: Any) -> dict[str, Any]:
@@ -158,15 +147,7 @@ def _preset(name: str, model: dict, budgets: dict, warmups: dict, **shape: Any) 
 def demo_preset(vocab_size: int) -> dict[str, Any]:
     """~5M parameters, 100 + 10 + 1 steps of 16 x 256 tokens (see the module docstring)."""
     shape = {"seq_len": 256, "batch_size": 16, "micro_batch_size": 8}
-    model = _model(
-        vocab_size,
-        hidden_size=256,
-        intermediate_size=704,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-    )
+    model = as_dict(demo_model_config(vocab_size))  # the shape lives in snowcoder_train
     budgets = split_budget(100 * shape["batch_size"] * shape["seq_len"])
     warmups = {"phase1": 10, "phase2": 3, "phase3": 1}
     return _preset("demo", model, budgets, warmups, **shape, checkpoint_every=50, compile=False)
@@ -175,15 +156,7 @@ def demo_preset(vocab_size: int) -> dict[str, Any]:
 def paper_preset(vocab_size: int) -> dict[str, Any]:
     """Arctic-SnowCoder-1.3B: Llama-2 shape, 500B / 50B / 5B tokens of 512 x 8192 batches."""
     shape = {"seq_len": 8192, "batch_size": 512, "micro_batch_size": 4}
-    model = _model(
-        vocab_size,
-        hidden_size=2048,
-        intermediate_size=5632,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        num_key_value_heads=16,
-        max_position_embeddings=8192,
-    )
+    model = as_dict(dataclasses.replace(paper_model_config(), vocab_size=vocab_size))
     budgets = split_budget(500_000_000_000)
     warmups = {"phase1": 600, "phase2": 1000, "phase3": 1000}
     return _preset("paper", model, budgets, warmups, **shape, checkpoint_every=1000, compile=True)
