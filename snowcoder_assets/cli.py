@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ DEMO_SELECTION = "*"  # the runner leaves out publishing, which needs a repo id 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's own API use
     parser = _parser()
     args = parser.parse_args(argv)
     if args.config:  # child processes (dagster dev, run workers) read the same file

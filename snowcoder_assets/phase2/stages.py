@@ -287,8 +287,17 @@ def load_training_set(config: SnowcoderConfig, split: str) -> list[tuple[str, in
 # -- quality annotator ----------------------------------------------------------------------
 
 
+def quiet_transformers() -> None:
+    """The base encoder has no classification head yet: its load report is expected noise."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+
+
 def train_quality_annotator(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     from snowcoder_assets.phase2.annotator import train_annotator
+
+    quiet_transformers()
 
     train = load_training_set(config, "train")
     validation = load_training_set(config, "validation")
@@ -333,6 +342,7 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     report = {"partitions": len(partitions), "scored_partitions": len(stale), "files": 0}
     if not stale:
         return report
+    quiet_transformers()
     scorer = Scorer(annotator_dir(config), config.annotator.max_length, config.scoring)
     tokenizer = load_tokenizer(str(tokenizer_dir(config)))
     for i, (source, shard) in enumerate(stale, start=1):
