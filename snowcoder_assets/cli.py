@@ -110,6 +110,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     print(f"\nmaterialized in {time.perf_counter() - start:.1f}s\n")
     _stats(args, config)
     _print_selection(config)
+    _print_training(config)
     db = lineage_db_path(config.data_dir)
     print(f"\ndata:          {config.data_dir}")
     print(f'lineage store: {db}   (try: duckdb {db} "SELECT * FROM file_status LIMIT 5")')
@@ -272,6 +273,31 @@ def _print_selection(config: SnowcoderConfig) -> None:
         )
     ]
     _print_table(rows, "per language")
+
+
+def _print_training(config: SnowcoderConfig) -> None:
+    """First and last loss of every trained phase, and where its final checkpoint is."""
+    rows = []
+    for phase in ("phase1", "phase2", "phase3"):
+        folder = config.data_dir / "checkpoints" / phase
+        metrics = folder / "metrics.jsonl"
+        if not metrics.is_file():
+            continue
+        records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        if records:
+            rows.append(
+                {
+                    "phase": phase,
+                    "steps": records[-1]["step"],
+                    "first_loss": round(records[0]["loss"], 3),
+                    "last_loss": round(records[-1]["loss"], 3),
+                    "tokens_per_s": round(records[-1]["tokens_per_s"]),
+                    "final": folder / "final",
+                }
+            )
+    if rows:
+        print()
+        _print_table(rows, "training (AutoModelForCausalLM.from_pretrained(final) loads it)")
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:
