@@ -34,10 +34,11 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def ensure_dagster_home() -> Path:
     """Use the project instance (`dagster_home/`) unless DAGSTER_HOME is already set."""
     if not os.environ.get("DAGSTER_HOME"):
-        home = project_root() / "dagster_home"
-        home.mkdir(exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home)
-    return Path(os.environ["DAGSTER_HOME"])
+        os.environ["DAGSTER_HOME"] = str(project_root() / "dagster_home")
+    home = Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)  # Dagster refuses a DAGSTER_HOME that is missing
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
 @dataclass(frozen=True)
