@@ -8,6 +8,20 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+# Who a file is and where it came from: the leading columns of every per-file parquet table.
+IDENTITY_FIELDS = [
+    ("doc_id", pa.string()),
+    ("source", pa.string()),
+    ("partition", pa.string()),
+    ("repo", pa.string()),
+    ("path", pa.string()),
+    ("lang", pa.string()),
+    ("bytes", pa.int64()),
+    ("stars", pa.int64()),
+    ("licenses", pa.list_(pa.string())),
+]
+IDENTITY_COLUMNS = [name for name, _ in IDENTITY_FIELDS]
+
 FILES_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),

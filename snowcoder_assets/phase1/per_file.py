@@ -20,7 +20,12 @@ import pyarrow.parquet as pq
 from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import ParquetBatchWriter
 from snowcoder_assets.layout import lineage_part_path, raw_shard_path, shard_registry_path
-from snowcoder_assets.lineage.schemas import CONTAMINATION_SCHEMA, DECISIONS_SCHEMA
+from snowcoder_assets.lineage.schemas import (
+    CONTAMINATION_SCHEMA,
+    DECISIONS_SCHEMA,
+    IDENTITY_COLUMNS,
+    IDENTITY_FIELDS,
+)
 from snowcoder_assets.raw.shards import RAW_STAGE, load_assignments
 from snowcoder_assets.stages import digest, output_digest, read_marker, write_marker
 
@@ -32,19 +37,6 @@ SIGNALS_VERSION = 1  # bump when compute_signals changes meaning, so stored sign
 BATCH_ROWS = 512
 
 Log = Callable[[str], None]
-
-IDENTITY_FIELDS = [
-    ("doc_id", pa.string()),
-    ("source", pa.string()),
-    ("partition", pa.string()),
-    ("repo", pa.string()),
-    ("path", pa.string()),
-    ("lang", pa.string()),
-    ("bytes", pa.int64()),
-    ("stars", pa.int64()),
-    ("licenses", pa.list_(pa.string())),
-]
-IDENTITY_COLUMNS = [name for name, _ in IDENTITY_FIELDS]
 
 
 @dataclass

@@ -334,10 +334,11 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     from snowcoder_assets.tokens.tokenizer import count_tokens, load_tokenizer
 
     partitions = finished_partitions(config, DECONT_STAGE)
+    wanted = {(s, h): scores_input_digest(config, s, h) for s, h in partitions}
     stale = [
         (s, h)
-        for s, h in partitions
-        if not is_current(config.data_dir, SCORES_STAGE, s, h, scores_input_digest(config, s, h))
+        for (s, h), want in wanted.items()
+        if not is_current(config.data_dir, SCORES_STAGE, s, h, want)
     ]
     report = {"partitions": len(partitions), "scored_partitions": len(stale), "files": 0}
     if not stale:
@@ -359,9 +360,7 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
                 for row, score, n in zip(rows, scores, tokens, strict=True):
                     out.write({**row, "tokens": n, "score": float(score)})
                 report["files"] += len(rows)
-        write_marker(
-            config.data_dir, SCORES_STAGE, source, shard, scores_input_digest(config, source, shard)
-        )
+        write_marker(config.data_dir, SCORES_STAGE, source, shard, wanted[(source, shard)])
         log(f"scored {source}/{shard} ({i}/{len(stale)}), {report['files']} files so far")
     return report
 

@@ -20,7 +20,7 @@ from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import ParquetBatchWriter, content_sha, doc_id_for
 from snowcoder_assets.languages import language_of, normalize_language
 from snowcoder_assets.layout import lineage_part_path, raw_shard_path
-from snowcoder_assets.lineage.schemas import DECISIONS_SCHEMA, FILES_SCHEMA
+from snowcoder_assets.lineage.schemas import DECISIONS_SCHEMA, FILES_SCHEMA, IDENTITY_FIELDS
 from snowcoder_assets.raw.shards import RAW_STAGE, Shard, load_shard
 from snowcoder_assets.sources import RawRecord, build_source
 from snowcoder_assets.sources.base import (
@@ -36,18 +36,10 @@ PROGRESS_EVERY_S = 10.0
 
 RAW_SCHEMA = pa.schema(
     [
-        ("doc_id", pa.string()),
-        ("source", pa.string()),
-        ("partition", pa.string()),
-        ("repo", pa.string()),
-        ("path", pa.string()),
-        ("lang", pa.string()),
+        *IDENTITY_FIELDS,
         ("content", pa.large_string()),
-        ("bytes", pa.int64()),
         ("content_sha", pa.string()),
         ("encoding", pa.string()),
-        ("stars", pa.int64()),
-        ("licenses", pa.list_(pa.string())),
     ]
 )
 
