@@ -192,7 +192,7 @@ def _explain(args: argparse.Namespace, config: SnowcoderConfig) -> int:
 
 
 def _score(args: argparse.Namespace, _config: Any) -> int:
-    from snowcoder_assets.phase2.annotator import ScoringConfig, score_jsonl
+    from snowcoder_assets.phase2.scoring import ScoringConfig, score_jsonl
 
     source = Path(args.input)
     if not source.is_file():

@@ -19,7 +19,8 @@ from pydantic import Field, ValidationError, field_validator
 from snowcoder_assets.phase1.decontaminate import DecontaminationConfig
 from snowcoder_assets.phase1.filters import FilterPolicy
 from snowcoder_assets.phase1.minhash import MinhashConfig
-from snowcoder_assets.phase2.annotator import AnnotatorConfig, ScoringConfig
+from snowcoder_assets.phase2.annotator import AnnotatorConfig
+from snowcoder_assets.phase2.scoring import ScoringConfig
 from snowcoder_assets.phase2.topk import TopkConfig
 from snowcoder_assets.phase2.training_set import AnnotatorDataConfig
 from snowcoder_assets.strict import StrictModel

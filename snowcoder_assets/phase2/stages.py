@@ -330,7 +330,7 @@ def scores_input_digest(config: SnowcoderConfig, source: str, shard: str) -> str
 def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     """Score every phase-1 file of partitions whose inputs changed; count its tokens."""
     from snowcoder_assets.phase1.corpus import format_file
-    from snowcoder_assets.phase2.annotator import Scorer
+    from snowcoder_assets.phase2.scoring import Scorer
     from snowcoder_assets.tokens.tokenizer import count_tokens, load_tokenizer
 
     partitions = finished_partitions(config, DECONT_STAGE)
@@ -344,7 +344,7 @@ def score_partitions(config: SnowcoderConfig, log: Log) -> dict[str, Any]:
     if not stale:
         return report
     quiet_transformers()
-    scorer = Scorer(annotator_dir(config), config.annotator.max_length, config.scoring)
+    scorer = Scorer(annotator_dir(config), config.annotator.max_length, config.scoring, log=log)
     tokenizer = load_tokenizer(str(tokenizer_dir(config)))
     for i, (source, shard) in enumerate(stale, start=1):
         with ParquetBatchWriter(scores_path(config, source, shard), SCORES_SCHEMA) as out:

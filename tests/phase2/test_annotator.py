@@ -37,15 +37,18 @@ import numpy as np
 import pytest
 
 from snowcoder_assets.phase2.annotator import (
-    ANNOTATOR_FILE,
     AnnotatorConfig,
-    Scorer,
-    ScoringConfig,
     base_model_path,
     lr_factor,
+    train_annotator,
+)
+from snowcoder_assets.phase2.scoring import (
+    ANNOTATOR_FILE,
+    Scorer,
+    ScoringConfig,
+    chunk_windows,
     score_jsonl,
     select_chunks,
-    train_annotator,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -269,9 +272,8 @@ def test_scorer_means_the_top_middle_bottom_chunks(trained):
     scores = scorer.score(texts)
     assert scores.dtype == np.float32 and scores.shape == (3,)
     assert ((scores >= 0) & (scores <= 1)).all()
-    ids = scorer.tokenizer(long_text, add_special_tokens=False, verbose=False)["input_ids"]
-    chunks = select_chunks(ids, 62)
-    assert len(chunks) == 3
+    (chunks,) = chunk_windows(scorer.tokenizer, [long_text], 62)
+    assert len(chunks) == 3 and all(len(c) == 62 for c in chunks)
     with torch.inference_mode():
         direct = [
             torch.sigmoid(scorer.model(input_ids=torch.tensor([[101, *c, 102]])).logits[0, 0])
@@ -289,6 +291,63 @@ def test_scorer_bf16_stays_close_to_fp32(trained):
     fp32 = Scorer(out, 64, FP32).score(texts)
     bf16 = Scorer(out, 64, ScoringConfig(dtype="bfloat16", threads=2, batch_size=4)).score(texts)
     assert np.abs(bf16 - fp32).max() < 0.05
+
+
+def test_compiled_scorer_matches_eager(trained):
+    """The real torch.compile path (inductor freezing) gives the eager scores."""
+    out, _, validation = trained
+    texts = [text for text, _ in validation[:12]]
+    compiled = Scorer(out, 64, FP32.model_copy(update={"compile": "always"}))
+    scores = compiled.score(texts)
+    assert compiled.compiled is not None and not compiled.compile_failed
+    np.testing.assert_allclose(scores, Scorer(out, 64, FP32).score(texts), atol=1e-4)
+
+
+def test_auto_compiles_only_after_enough_chunks(trained, monkeypatch):
+    import torch
+
+    from snowcoder_assets.phase2 import scoring
+
+    compiled_calls = []
+
+    def fake_compile(model, **_):
+        def forward(**inputs):
+            compiled_calls.append(len(inputs["input_ids"]))
+            return model(**inputs)
+
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(scoring, "COMPILE_AFTER_CHUNKS", 10)
+    out, _, validation = trained
+    texts = [text for text, _ in validation[:8]]
+    scorer = Scorer(out, 64, FP32.model_copy(update={"batch_size": 4}))
+    first = scorer.score(texts)
+    assert scorer.chunks_run > 10 and compiled_calls, "compiled once past the threshold"
+    assert scorer.chunks_run - sum(compiled_calls) >= 10, "the first chunks ran eagerly"
+    never = Scorer(out, 64, FP32.model_copy(update={"batch_size": 4, "compile": "never"}))
+    calls = len(compiled_calls)
+    np.testing.assert_allclose(never.score(texts), first, atol=1e-6)
+    assert len(compiled_calls) == calls and never.compiled is None
+
+
+def test_failed_compilation_warns_and_scores_eagerly(trained, monkeypatch):
+    import torch
+
+    def broken_compile(model, **_):
+        def forward(**inputs):
+            raise RuntimeError("no C compiler")
+
+        return forward
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    out, _, validation = trained
+    texts = [text for text, _ in validation[:6]]
+    scorer = Scorer(out, 64, FP32.model_copy(update={"compile": "always"}))
+    with pytest.warns(UserWarning, match="no C compiler"):
+        scores = scorer.score(texts)
+    assert scorer.compile_failed and scorer.compiled is None
+    np.testing.assert_allclose(scores, Scorer(out, 64, FP32).score(texts), atol=1e-6)
 
 
 def test_score_jsonl_round_trip(trained, tmp_path):
