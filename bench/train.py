@@ -2,13 +2,14 @@
 
 CPU (default): the demo model (vocab 8000, hidden 256, FFN 704, 4 layers, 4 heads), sequences
 of 256 tokens, micro batch 8, random token ids, the loop's own `train_step`:
-- `snowcoder`: SDPA attention, fused AdamW, bf16 autocast where `precision="auto"` picks it
-  (native bf16 on the CPU), and with `--compile` the same with forward + loss compiled as
-  the trainer does for `compile: true` (`snowcoder_compiled`; the first steps compile)
-- `snowcoder_fp32`: the same in fp32, to show what autocast buys
-- `bf16_eager_attention`: snowcoder with eager attention instead of SDPA (a diagnostic: on a
-  CPU, SDPA's bf16 flash kernel can be slower than eager attention at short sequences)
-- `naive`: eager attention (`attn_implementation="eager"`), fp32, for-loop AdamW
+- `snowcoder`: what the demo preset trains with: the device's attention
+  (`model.attention_for`: eager on a CPU, SDPA on a GPU), fused AdamW, bf16 autocast where
+  `precision="auto"` picks it (native bf16 on the CPU), forward + loss torch.compile'd
+  (`compile: true`; compilation falls in the burn-in steps, reported as `burn_in_s`)
+- `snowcoder_uncompiled`: the same without torch.compile (`compile: false`)
+- `snowcoder_sdpa`: compiled with SDPA attention instead (why the CPU gets eager attention)
+- `snowcoder_fp32`: uncompiled fp32, to show what autocast buys
+- `naive`: eager attention (`attn_implementation="eager"`), fp32, for-loop AdamW, no compile
 Methods take turns step by step (`--rounds` turns of `--steps` steps), so load from other
 processes hits them alike; `tokens_per_s` is the best turn (timeit's convention: other load
 only ever slows a turn down) and `tokens_per_s_median` the median. MFU is achieved FLOP/s over the
@@ -20,8 +21,8 @@ sequences of 8192 tokens (halved until a micro batch of 1 fits), bf16 autocast, 
 reporting tokens/s and MFU against 989 TFLOP/s (H100 dense bf16).
 
 Prints one JSON line per method. Usage:
-    python bench/train.py [--steps 1] [--rounds 10] [--burn-in 2] [--threads N] [--compile]
-    python bench/train.py --device cuda --paper [--seq-len 8192] [--compile]
+    python bench/train.py [--steps 1] [--rounds 10] [--burn-in 3] [--threads N] [--no-compile]
+    python bench/train.py --device cuda --paper [--seq-len 8192] [--no-compile]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import torch
 
 from snowcoder_train.model import (
+    attention_for,
     build_model,
     demo_model_config,
     flops_per_token,
@@ -59,6 +61,7 @@ class Method:
     fused: bool
     compile: bool = False
     rounds: list[float] = field(default_factory=list)  # tokens/s per round
+    burn_in_s: float = 0.0  # untimed first steps (compilation included)
     state: Any = None  # (model, optimizer, loss function) once built
 
 
@@ -70,9 +73,9 @@ def main() -> None:
     parser.add_argument("--micro-batch", type=int, default=None)
     parser.add_argument("--steps", type=int, default=1, help="timed steps per turn")
     parser.add_argument("--rounds", type=int, default=10, help="turns per method")
-    parser.add_argument("--burn-in", type=int, default=2, help="untimed steps per method")
+    parser.add_argument("--burn-in", type=int, default=3, help="untimed steps per method")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
-    parser.add_argument("--compile", action="store_true", help="add a torch.compile'd method")
+    parser.add_argument("--no-compile", action="store_true", help="snowcoder without compile")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -81,14 +84,13 @@ def main() -> None:
     model_cfg = paper_model_config() if args.paper else demo_model_config(8000)
     seq_len = args.seq_len or (model_cfg.max_position_embeddings if args.paper else 256)
     micro = args.micro_batch or (1 if args.paper else 8)
-    bf16 = use_bf16("auto", device)
-    methods = [Method("snowcoder", "sdpa", bf16, fused=True)]
-    if args.compile:
-        methods.append(Method("snowcoder_compiled", "sdpa", bf16, fused=True, compile=True))
+    bf16, attention = use_bf16("auto", device), attention_for(device.type)
+    methods = [Method("snowcoder", attention, bf16, fused=True, compile=not args.no_compile)]
     if not args.paper:
         methods += [
-            Method("snowcoder_fp32", "sdpa", False, fused=True),
-            Method("bf16_eager_attention", "eager", bf16, fused=True),
+            Method("snowcoder_uncompiled", attention, bf16, fused=True),
+            Method("snowcoder_sdpa", "sdpa", bf16, fused=True, compile=not args.no_compile),
+            Method("snowcoder_fp32", attention, False, fused=True),
             Method("naive", "eager", False, fused=False),
         ]
     if args.paper:
@@ -126,6 +128,8 @@ def main() -> None:
             "attention": method.attn,
             "precision": "bf16-autocast" if method.bf16 else "fp32",
             "optimizer": "adamw-fused" if method.fused else "adamw-for-loop",
+            "compiled": method.compile,
+            "burn_in_s": round(method.burn_in_s, 1),
             "tokens_per_s": round(tokens_per_s, 1),
             "tokens_per_s_median": round(statistics.median(method.rounds), 1),
             "mfu": round(flops_per_tok * tokens_per_s / common["peak_flops"], 5),
@@ -143,7 +147,7 @@ def measure_in_turns(
     for method in methods:
         if method.state is None:
             build(method, model_cfg, device)
-            run_steps(method, seq_len, micro, device, args.burn_in)
+            method.burn_in_s = run_steps(method, seq_len, micro, device, args.burn_in)
     for _ in range(args.rounds):
         for method in methods:
             seconds = run_steps(method, seq_len, micro, device, args.steps)

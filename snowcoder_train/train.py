@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from snowcoder_train import checkpoint as ckpt
 from snowcoder_train import distributed
 from snowcoder_train.data import PackedSequences
 from snowcoder_train.manifest import Manifest, ManifestError, Phase, load_manifest, validate
-from snowcoder_train.model import ATTN_IMPLEMENTATION, build_model, flops_per_token
+from snowcoder_train.model import attention_for, build_model, flops_per_token
 from snowcoder_train.report import MetricsLog, Reporter, cpu_has_native_bf16, peak_flops
 from snowcoder_train.schedule import lr_at
 
@@ -182,7 +183,7 @@ def prepare(
     """Model (sharded when distributed), optimizer and state: resumed from `start`, or new."""
     _quiet_transformers()
     seed_everything(manifest.seed)
-    model = load_model(manifest, phase, start).to(dev)
+    model = load_model(manifest, phase, start, attention_for(dev.type)).to(dev)
     if phase.compile and ctx.sharded:  # under FSDP2, compile layer by layer (torchtitan's way)
         for layer in model.model.layers:
             layer.compile()
@@ -221,7 +222,26 @@ def make_loss_fn(compile: bool) -> Callable[[torch.nn.Module, torch.Tensor, bool
     """`forward_loss`, torch.compile'd as a whole when asked: compiling the model and the loss
     together also fuses the fp32 upcast and softmax of the logits (demo model on a CPU: 1.36x
     eager, against 1.2x for compiling the model alone)."""
-    return torch.compile(forward_loss) if compile else forward_loss
+    return CompiledLoss() if compile else forward_loss
+
+
+class CompiledLoss:
+    """`forward_loss` through torch.compile; a compilation that fails (no C compiler, an
+    unsupported op) warns once and the run goes on eagerly: same losses, slower steps."""
+
+    def __init__(self) -> None:
+        self.compiled: Callable[..., torch.Tensor] | None = torch.compile(forward_loss)
+
+    def __call__(self, model: torch.nn.Module, batch: torch.Tensor, bf16: bool) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(model, batch, bf16)
+            except Exception as error:  # any compiler failure: train eagerly
+                warnings.warn(
+                    f"torch.compile failed, training eagerly: {error!r:.300}", stacklevel=2
+                )
+                self.compiled = None
+        return forward_loss(model, batch, bf16)
 
 
 def train_step(
@@ -311,15 +331,17 @@ def find_start(phase_dir: Path, fingerprint: str, resume: str, reporter: Reporte
     return None
 
 
-def load_model(manifest: Manifest, phase: Phase, start: Path | None) -> torch.nn.Module:
+def load_model(
+    manifest: Manifest, phase: Phase, start: Path | None, attention: str
+) -> torch.nn.Module:
     """Weights from the resume checkpoint, else init_from's final checkpoint, else fresh."""
     if start is None and phase.init_from is None:
-        return build_model(manifest.model)
+        return build_model(manifest.model, attn_implementation=attention)
     from transformers import LlamaForCausalLM
 
     source = start or manifest.phase_dir(phase.init_from) / ckpt.FINAL
     model = LlamaForCausalLM.from_pretrained(
-        source, dtype=torch.float32, attn_implementation=ATTN_IMPLEMENTATION
+        source, dtype=torch.float32, attn_implementation=attention
     )
     for name in _SHAPE_FIELDS:
         have, want = getattr(model.config, name), getattr(manifest.model, name)

@@ -150,7 +150,7 @@ def demo_preset(vocab_size: int) -> dict[str, Any]:
     model = as_dict(demo_model_config(vocab_size))  # the shape lives in snowcoder_train
     budgets = split_budget(100 * shape["batch_size"] * shape["seq_len"])
     warmups = {"phase1": 10, "phase2": 3, "phase3": 1}
-    return _preset("demo", model, budgets, warmups, **shape, checkpoint_every=50, compile=False)
+    return _preset("demo", model, budgets, warmups, **shape, checkpoint_every=50, compile=True)
 
 
 def paper_preset(vocab_size: int) -> dict[str, Any]:

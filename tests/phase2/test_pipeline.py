@@ -69,6 +69,7 @@ seq_len = 64
 batch_size = 4
 micro_batch_size = 2
 checkpoint_every = 4
+compile = false  # the graph is under test here, not the compiler (tests/train covers it)
 [training.model]
 hidden_size = 32
 intermediate_size = 64

@@ -1,13 +1,16 @@
+import numpy as np
 import pytest
 import torch
 
 from snowcoder_train.model import (
+    attention_for,
     build_model,
     demo_model_config,
     flops_per_token,
     num_parameters,
     paper_model_config,
 )
+from snowcoder_train.train import forward_loss, make_loss_fn, make_optimizer, train_step
 from tests.train.conftest import TINY_MODEL
 
 
@@ -52,3 +55,47 @@ def test_flops_per_token_counts_grouped_kv_heads():
     grouped = {**TINY_MODEL, "num_key_value_heads": 1}  # k, v project to 16 of 64 dims
     saved = 6 * 2 * (2 * 64 * 48)  # two layers, k and v: 64 x (64 - 16) weights fewer each
     assert flops_per_token(TINY_MODEL, 32) - flops_per_token(grouped, 32) == saved
+
+
+def test_attention_is_sdpa_on_gpus_and_eager_on_cpus():
+    assert attention_for("cuda") == "sdpa"
+    assert attention_for("cpu") == "eager"
+    torch.manual_seed(0)
+    sdpa, eager = build_model(TINY_MODEL), build_model(TINY_MODEL, attn_implementation="eager")
+    eager.load_state_dict(sdpa.state_dict())
+    batch = torch.randint(0, TINY_MODEL["vocab_size"], (2, 17))
+    assert forward_loss(sdpa, batch, False).item() == pytest.approx(
+        forward_loss(eager, batch, False).item(), abs=1e-5
+    )
+
+
+def _losses(loss_fn, steps: int = 3) -> list[float]:
+    torch.manual_seed(0)
+    model = build_model(TINY_MODEL, attn_implementation="eager")
+    optimizer = make_optimizer(model, 0.1, (0.9, 0.95))
+    batch = torch.randint(0, TINY_MODEL["vocab_size"], (2, 17), generator=torch.Generator())
+    return [
+        train_step(model, optimizer, [batch], 1e-3, 1.0, False, loss_fn)[0] for _ in range(steps)
+    ]
+
+
+def test_compiled_training_gives_the_eager_losses():
+    compiled = make_loss_fn(True)
+    losses = _losses(compiled)
+    assert compiled.compiled is not None, "compiled, not fallen back"
+    np.testing.assert_allclose(losses, _losses(forward_loss), rtol=1e-4)
+
+
+def test_failed_compilation_warns_and_trains_eagerly(monkeypatch):
+    def broken_compile(fn, **_):
+        def run(*args, **kwargs):
+            raise RuntimeError("no C compiler")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    loss_fn = make_loss_fn(True)
+    with pytest.warns(UserWarning, match="no C compiler"):
+        losses = _losses(loss_fn)
+    assert loss_fn.compiled is None
+    assert losses == _losses(forward_loss)
