@@ -4,7 +4,7 @@ Files are the first N `.py` files of the Python standard library; the annotator 
 encoder with a freshly initialised linear head (seed 0), saved to a temporary folder. Methods:
 - `snowcoder_scorer`: `Scorer` as it runs at scale: top/middle/bottom chunks of every file,
   length-sorted batches of 64, bf16 autocast when the hardware has it, all threads, compiled
-  (`compile = "auto"` compiles once a run has scored 4,096 chunks; here "always", and the
+  (`compile = "auto"` compiles once a run has scored 16,384 chunks; here "always", and the
   compilation falls in the burn-in, reported as `burn_in_s`)
 - `snowcoder_scorer_eager`: the same without compilation (what a small run does)
 - `snowcoder_scorer_fp32`: eager fp32, to separate batching from bf16

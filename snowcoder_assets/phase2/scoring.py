@@ -18,10 +18,12 @@ Decisions:
   the GPU supports it; by capability, not a timing probe, so the choice is reproducible.
   Weights stay fp32; scores move by ~1e-3 (tested: < 0.05).
 - `compile`: `torch.compile(dynamic=True)` with inductor freezing (weights become constants and
-  are pre-packed for the matmul kernels): ~1.25x per chunk on this CPU, for ~20 s of
-  compilation. "auto" compiles once a Scorer has run `COMPILE_AFTER_CHUNKS` chunks eagerly, so
-  tests and small jobs never pay for it and long ones do. A compilation that fails (no C
-  compiler, an unsupported op) warns and scores eagerly: the scores are the same.
+  are pre-packed for the matmul kernels): ~1.2x per chunk on this CPU, for ~20 s of
+  compilation, which pays back after ~2 min of scoring. "auto" compiles once a Scorer has run
+  `COMPILE_AFTER_CHUNKS` chunks eagerly (~3 min here): a run that long is most likely a large
+  one, and tests, `snowcoder score` on a small file and the demo (~7,000 chunks) never pay.
+  A compilation that fails (no C compiler, an unsupported op) warns and scores eagerly: the
+  scores are the same.
 - `score_jsonl` fails on a line that is not a JSON object with a string `content`, naming the
   line, and leaves no output (blank lines are skipped): `score: null` would let a broken input
   reach the ranking silently.
@@ -48,7 +50,7 @@ ANNOTATOR_FILE = "annotator.json"
 LINES_PER_BATCH = 512  # score_jsonl reads, scores and writes this many lines at a time
 WINDOW_CHARS_PER_TOKEN = 8  # characters read per chunk token around each chunk of a long text
 WINDOW_SPARE_TOKENS = 8  # a window must yield this many tokens beyond its chunk to be trusted
-COMPILE_AFTER_CHUNKS = 4096  # ~1 min of eager scoring on 2 cores; compiling costs ~20 s
+COMPILE_AFTER_CHUNKS = 16384  # ~3 min of eager scoring on 2 cores; compiling costs ~20 s
 
 
 class ScoringConfig(StrictModel):

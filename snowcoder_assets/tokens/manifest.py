@@ -22,17 +22,19 @@ then falls linearly to 0 (this beat linear annealing and a constant LR).
 Our choices, where the paper is silent: phase 3 reuses phase 2's schedule (re-warm over 1000
 steps, linear to 0; at 5B tokens that is ~1192 steps, so most of it is warm-up); AdamW with
 weight decay 0.1, betas (0.9, 0.95), gradient clipping 1.0 and RoPE theta 10000 (Llama-2's);
-micro batch 4, a checkpoint every 1000 steps and torch.compile at paper scale; precision
+micro batch 4 and a checkpoint every 1000 steps at paper scale; torch.compile in both presets
+(on the demo's CPU it trains 1.3x faster than eager after ~20 s of compilation); precision
 "auto" (the trainer takes bf16 where the device supports it). The vocabulary is the
 tokenizer's (64000 at paper scale), so a preset takes it as an argument.
 
 The demo preset keeps the 500:50:5 token ratios with a model of ~5M parameters (4 layers,
 hidden 256, FFN 704, 4 heads, context 512) trained on 256-token sequences in batches of 16:
 phase 1 is 100 steps (409,600 tokens), phase 2 10 steps (warm-up 3), phase 3 1 step
-(warm-up 1): fewer phase-1 steps would leave phase 3 without a whole step. A step is ~130
-GFLOP (6 x 5.3M parameters x 4096 tokens); one took ~1.2 s on 2 idle CPU cores (fp32, eager),
-so the 111 steps take ~2 minutes there, which is what the demo can afford; `total_tokens`
-scales it (the loss is still falling steeply at 100 steps: the demo shows the mechanics).
+(warm-up 1): fewer phase-1 steps would leave phase 3 without a whole step. A step is ~140
+GFLOP (6 x 5.3M parameters x 4096 tokens, plus attention); one takes ~0.5 s on 2 idle CPU
+cores (bf16, compiled; bench/train.py), so the 111 steps take about a minute plus the
+compilation, which is what the demo can afford; `total_tokens` scales it (the loss is still
+falling steeply at 100 steps: the demo shows the mechanics).
 
 When a demo phase asks for more tokens than its shards hold (x repeats), `build_manifest`
 lowers the budget to what they hold and logs it, because a demo corpus is whatever is at

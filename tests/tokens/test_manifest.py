@@ -318,7 +318,7 @@ def test_training_config_overrides_apply_to_every_phase() -> None:
         batch_size=32,
         micro_batch_size=4,
         checkpoint_every=7,
-        compile=True,
+        compile=False,
         model={"num_hidden_layers": 2},
     )
     preset = resolve_preset(config, VOCAB)
@@ -326,7 +326,7 @@ def test_training_config_overrides_apply_to_every_phase() -> None:
     assert preset["model"]["num_hidden_layers"] == 2
     for phase in preset["phases"]:
         assert (phase["seq_len"], phase["batch_size"], phase["micro_batch_size"]) == (128, 32, 4)
-        assert (phase["checkpoint_every"], phase["compile"]) == (7, True)
+        assert (phase["checkpoint_every"], phase["compile"]) == (7, False)
     assert seq_len_for(config) == 128
     assert seq_len_for(TrainingConfig(preset="paper")) == 8192
 
