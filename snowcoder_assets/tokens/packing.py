@@ -1,10 +1,11 @@
 """Packed shards: a corpus tokenized, cut into fixed-length sequences and globally shuffled.
 
-Every document (parquet column `text`, in file and row order) is encoded by the tokenizer's
-Rust backend (`encode_batch_fast`, parallel over the batch, no special tokens added) and
-followed by the EOD id, so a sequence may hold the end of one document and the start of the
-next, as in the paper's packed pretraining. The stream is cut into sequences of exactly
-`seq_len` tokens; the last partial sequence is dropped and its length recorded. Nothing pads.
+Every document (parquet column `text`, in file and row order) is encoded by
+`tokenizer.encode_documents` (the Rust backend, parallel over the batch; a file's literal
+`<|endoftext|>` stays text) and followed by the EOD id, so a sequence may hold the end of one
+document and the start of the next, as in the paper's packed pretraining. The stream is cut
+into sequences of exactly `seq_len` tokens; the last partial sequence is dropped and its
+length recorded. Nothing pads.
 
 On disk, a folder of raw C-order arrays `shard-NNNNN.bin` of shape (n, seq_len), uint16 when
 the vocabulary fits (`len(tokenizer) <= 65535`) and uint32 otherwise, each at most ~64 MiB, and
@@ -38,10 +39,14 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from snowcoder_assets.io import read_json, write_json
-from snowcoder_assets.tokens.tokenizer import EOD_TOKEN, _replace_dir, load_tokenizer
+from snowcoder_assets.tokens.tokenizer import (
+    EOD_TOKEN,
+    _replace_dir,
+    encode_documents,
+    load_tokenizer,
+)
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
 INDEX_NAME = "index.json"
@@ -106,10 +111,9 @@ def pack_corpus(
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         prefix = "shard" if seed is None else "unshuffled"
         packer = _Packer(_ShardWriter(tmp, prefix, rows_per_shard, seq_len), dtype, eod_id)
-        backend = _raw_backend(tokenizer)
         for path in paths:
             for texts, langs in _read_documents(path, batch_rows, batch_chars):
-                packer.add(backend, texts, langs)
+                packer.add(encode_documents(tokenizer, texts), langs)
             log(f"packed {path}: {packer.num_documents} documents so far")
         shards = packer.writer.close()
         if seed is not None:
@@ -134,18 +138,6 @@ def eod_token_id(tokenizer: PreTrainedTokenizerFast) -> int:
     if eod is None:
         raise ValueError(f"the tokenizer has neither {EOD_TOKEN} nor an eos token")
     return int(eod)
-
-
-def _raw_backend(tokenizer: PreTrainedTokenizerFast) -> Tokenizer:
-    """The Rust tokenizer, without the padding or truncation a loaded tokenizer may carry."""
-    backend = tokenizer.backend_tokenizer
-    if backend.padding or backend.truncation:
-        from tokenizers import Tokenizer
-
-        backend = Tokenizer.from_str(backend.to_str())
-        backend.no_padding()
-        backend.no_truncation()
-    return backend
 
 
 def _read_documents(
@@ -180,19 +172,19 @@ class _Packer:
         self.tokens_by_lang: Counter[str] = Counter()
         self.tail = np.empty(0, dtype=dtype)  # tokens not yet in a full sequence
 
-    def add(self, backend: Tokenizer, texts: list[str], langs: list[str]) -> None:
-        encodings = backend.encode_batch_fast(texts, add_special_tokens=False)
-        lengths = np.array([len(e.ids) + 1 for e in encodings], dtype=np.int64)
+    def add(self, documents: list[list[int]], langs: list[str]) -> None:
+        """Documents' token ids (and their languages), each followed by EOD."""
+        lengths = np.array([len(ids) + 1 for ids in documents], dtype=np.int64)
         ends = np.cumsum(lengths)
         stream = np.empty(len(self.tail) + int(ends[-1] if len(ends) else 0), dtype=self.dtype)
         stream[: len(self.tail)] = self.tail
         offset = len(self.tail)
-        for encoding, end, length in zip(encodings, ends, lengths, strict=True):
-            stream[offset + end - length : offset + end - 1] = encoding.ids  # overflow raises
+        for ids, end, length in zip(documents, ends, lengths, strict=True):
+            stream[offset + end - length : offset + end - 1] = ids  # overflow raises
         stream[offset + ends - 1] = self.eod_id
         for lang, length in zip(langs, lengths, strict=True):
             self.tokens_by_lang[lang] += int(length)
-        self.num_documents += len(texts)
+        self.num_documents += len(documents)
         full = len(stream) // self.writer.seq_len * self.writer.seq_len
         self.writer.write(stream[:full].reshape(-1, self.writer.seq_len))
         self.tail = stream[full:].copy()

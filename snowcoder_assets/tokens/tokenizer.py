@@ -3,8 +3,12 @@
 A phase-1 document is its files concatenated as `<|file_sep|>{path}\\n{content}`, and documents
 are separated by `<|endoftext|>` when packed. Both markers are special tokens: each encodes as
 one id (0 and 1 in a trained tokenizer), BPE never learns them from ordinary bytes, and
-`decode` keeps them, so `decode(encode(text)) == text` byte for byte. The catch: a source file
-that spells a marker out literally (tokenizer code does) encodes it as the special id too.
+`decode` keeps them, so `decode(encode(text)) == text` byte for byte.
+
+Files that spell a marker out (tokenizer code does) must not inject control tokens:
+`encode_documents` reads special-token text as plain text everywhere except `<|file_sep|>` at
+the start of a line, which is where the corpus format puts it (a content line that itself
+begins with the marker is the one ambiguous case, and is read as a separator).
 
 The arXiv 2409.02326 model uses a 64000-token vocabulary; the demo trains 8000. Training is
 deterministic: the same sample gives the same vocabulary and merges on any run or machine.
@@ -14,6 +18,7 @@ transformers is imported inside the functions: the Dagster definitions import th
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -38,6 +43,8 @@ FILE_SEP_TOKEN = "<|file_sep|>"
 PAD_TOKEN = EOD_TOKEN
 SPECIAL_TOKENS = (EOD_TOKEN, FILE_SEP_TOKEN)  # in this order: ids 0 and 1 when trained here
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte, plus the special tokens
+
+_SEPARATOR_AT_LINE_START = re.compile(r"(?:^|(?<=\n))" + re.escape(FILE_SEP_TOKEN))
 
 # A Hub id is `name` or `owner/name`; anything else that is not a folder is a missing path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -141,26 +148,56 @@ def load_tokenizer(path_or_id: str, trust_remote_code: bool = False) -> PreTrain
 def count_tokens(
     tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], batch_size: int = 1024
 ) -> list[int]:
-    """Tokens per text, special tokens not added (a literal `<|file_sep|>` still counts one).
+    """Tokens per text as `encode_documents` makes them (what training will see)."""
+    counts: list[int] = []
+    for start in range(0, len(texts), batch_size):
+        counts.extend(
+            len(ids) for ids in encode_documents(tokenizer, texts[start : start + batch_size])
+        )
+    return counts
+
+
+def encode_documents(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> list[list[int]]:
+    """Ids of corpus documents: a line-initial `<|file_sep|>` is the separator id, any other
+    special-token text is plain text; no special tokens added, no padding, no truncation.
 
     Batches go to the Rust backend, which encodes them on all cores. TOKENIZERS_PARALLELISM=false
     makes it serial, and so does forking a process after it has encoded in parallel (tokenizers
     then disables parallelism in the child, with a warning); RAYON_NUM_THREADS caps the threads.
     """
-    backend = tokenizer.backend_tokenizer
-    if backend.padding or backend.truncation:  # a loaded tokenizer may pad or cut: count raw
-        from tokenizers import Tokenizer
+    backend, separator = _plain_text_backend(tokenizer), file_separator_id(tokenizer)
+    if separator is None:
+        return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
+    parts = [_SEPARATOR_AT_LINE_START.split(text) for text in texts]
+    flat = [part for split in parts for part in split]
+    encoded = iter(backend.encode_batch_fast(flat, add_special_tokens=False))
+    documents = []
+    for split in parts:
+        ids = list(next(encoded).ids)  # before the first separator ("" in the corpus format)
+        for _ in split[1:]:
+            ids.append(separator)
+            ids.extend(next(encoded).ids)
+        documents.append(ids)
+    return documents
 
-        backend = Tokenizer.from_str(backend.to_str())
-        backend.no_padding()
-        backend.no_truncation()
-    counts: list[int] = []
-    for start in range(0, len(texts), batch_size):
-        batch = list(texts[start : start + batch_size])
-        # encode_batch without the character offsets, which counting does not need
-        encodings = backend.encode_batch_fast(batch, add_special_tokens=False)
-        counts.extend(len(encoding.ids) for encoding in encodings)
-    return counts
+
+def file_separator_id(tokenizer: PreTrainedTokenizerFast) -> int | None:
+    """The id of `<|file_sep|>` when the tokenizer has it as one token, else None."""
+    token_id = tokenizer.convert_tokens_to_ids(FILE_SEP_TOKEN)
+    return None if token_id is None or token_id == tokenizer.unk_token_id else int(token_id)
+
+
+@functools.lru_cache(maxsize=4)
+def _plain_text_backend(tokenizer: PreTrainedTokenizerFast) -> Tokenizer:
+    """A copy of the Rust tokenizer that reads special-token text as plain text, without the
+    padding or truncation a loaded tokenizer may carry."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    backend.encode_special_tokens = True
+    return backend
 
 
 def sample_texts(texts: Iterable[str], max_bytes: int) -> Iterator[str]:

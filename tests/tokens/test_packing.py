@@ -243,3 +243,19 @@ def test_read_sequences_rejects_a_truncated_shard(tmp_path: Path, tokenizer_dir)
     shard.write_bytes(shard.read_bytes()[:-2])
     with pytest.raises(ValueError, match="expected"):
         list(read_sequences(tmp_path / "packed" / INDEX_NAME))
+
+
+def test_literal_special_tokens_in_files_stay_text(tmp_path: Path, tokenizer_dir, tokenizer):
+    """A file that spells out `<|endoftext|>` or `<|file_sep|>` injects no control token:
+    only documents end in EOD and only the format's line-initial markers separate files."""
+    doc = (
+        f"{FILE_SEP_TOKEN}tokens.py\nEOD = '{EOD_TOKEN}'\nSEP = '{FILE_SEP_TOKEN}'  # {EOD_TOKEN}\n"
+        f"{FILE_SEP_TOKEN}b.py\nx = 1\n"
+    )
+    corpus = _write_corpus(tmp_path / "corpus", [(doc, "py")] * 3, per_file=3)
+    pack_corpus(corpus, tokenizer_dir, tmp_path / "packed", 1, None, log=_silent)
+    ids = _all_rows(tmp_path / "packed" / INDEX_NAME).ravel().tolist()
+    eod, sep = (tokenizer.convert_tokens_to_ids(t) for t in (EOD_TOKEN, FILE_SEP_TOKEN))
+    assert ids.count(eod) == 3 and ids[-1] == eod
+    assert ids.count(sep) == 6
+    assert detokenize_sequence(ids, tokenizer) == (doc + EOD_TOKEN) * 3

@@ -14,6 +14,7 @@ from snowcoder_assets.tokens.tokenizer import (
     FILE_SEP_TOKEN,
     TokenizerConfig,
     count_tokens,
+    encode_documents,
     load_tokenizer,
     sample_texts,
     save_tokenizer,
@@ -165,9 +166,11 @@ def test_load_tokenizer_missing_folder_is_not_sent_to_hub(tmp_path: Path) -> Non
 
 
 def test_count_tokens_matches_encode(tokenizer, corpus: list[str]) -> None:
-    texts = TRICKY + corpus[:10]
+    """Without literal markers, the counts are plain `encode`'s, whatever the batching."""
+    texts = [t for t in TRICKY if FILE_SEP_TOKEN not in t and EOD_TOKEN not in t] + corpus[:10]
     expected = [len(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
     assert count_tokens(tokenizer, texts, batch_size=4) == expected
+    assert count_tokens(tokenizer, TRICKY, batch_size=4) == count_tokens(tokenizer, TRICKY)
     assert count_tokens(tokenizer, []) == []
 
 
@@ -207,3 +210,18 @@ def test_tokenizer_config_rejects_bad_values() -> None:
         TokenizerConfig(vocab_size=100)
     with pytest.raises(ValidationError):
         TokenizerConfig(vocab=8000)
+
+
+def test_encode_documents_keeps_literal_markers_as_text(tokenizer) -> None:
+    doc = (
+        f"{FILE_SEP_TOKEN}a.py\nEOD = '{EOD_TOKEN}'\n{FILE_SEP_TOKEN}b.py\ns = '{FILE_SEP_TOKEN}'\n"
+    )
+    (ids,) = encode_documents(tokenizer, [doc])
+    eod, sep = (tokenizer.convert_tokens_to_ids(t) for t in (EOD_TOKEN, FILE_SEP_TOKEN))
+    assert eod not in ids and ids.count(sep) == 2 and ids[0] == sep
+    assert tokenizer.decode(ids) == doc
+    assert count_tokens(tokenizer, [doc]) == [len(ids)]
+    plain = "no markers here\n"
+    assert encode_documents(tokenizer, [plain]) == [
+        tokenizer.encode(plain, add_special_tokens=False)
+    ]
