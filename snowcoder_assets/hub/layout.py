@@ -6,6 +6,10 @@
 
 Rows are ordered by (lang, document_id) and shards are cut by row count and payload bytes, so the
 same corpus always gives byte-identical files (and hence no new Hub commit).
+
+The corpus streams through: DuckDB sorts it (spilling to disk beside the output when it does not
+fit in memory) and hands over batches; the default config and the current language's config
+each hold at most one row group, so a corpus of any size publishes in bounded memory.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,15 +44,39 @@ class LayoutSpec:
     shard_bytes: int = SHARD_BYTES
 
 
-def read_corpus(corpus_dir: Path) -> pa.Table:
-    """Every visible `*.parquet` under `corpus_dir`, sorted by (lang, document_id)."""
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Every visible `*.parquet` under `corpus_dir`, in path order."""
     files = sorted(
         p for p in Path(corpus_dir).rglob("*.parquet") if not p.name.startswith((".", "_"))
     )
     if not files:
         raise FileNotFoundError(f"no parquet files under {corpus_dir}")
-    table = pa.concat_tables([pq.read_table(p) for p in files], promote_options="default")
-    return table.sort_by([("lang", "ascending"), ("document_id", "ascending")])
+    return files
+
+
+def sorted_batches(files: Sequence[Path], spill_dir: Path) -> tuple[pa.Schema, Iterator[pa.Table]]:
+    """The corpus rows ordered by (lang, document_id), in tables of `ROW_GROUP_ROWS` rows,
+    with the parquet files' own (unified) schema."""
+    import duckdb
+
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="default")
+    columns = ", ".join('"' + name.replace('"', '""') + '"' for name in schema.names)
+    con = duckdb.connect()
+    con.execute("SET temp_directory = ?", [str(spill_dir)])
+    con.execute("SET preserve_insertion_order = true")
+    reader = con.execute(
+        f"SELECT {columns} FROM read_parquet(?, union_by_name = true) ORDER BY lang, document_id",
+        [[str(f) for f in files]],
+    ).fetch_record_batch(ROW_GROUP_ROWS)
+
+    def tables() -> Iterator[pa.Table]:
+        try:
+            for batch in reader:
+                yield pa.Table.from_batches([batch]).cast(schema)
+        finally:
+            con.close()
+
+    return schema, tables()
 
 
 def shard_bounds(sizes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -64,25 +92,75 @@ def shard_bounds(sizes: Sequence[int], max_rows: int, max_bytes: int) -> list[tu
     return bounds
 
 
-def write_config(table: pa.Table, out: Path, config: str, spec: LayoutSpec) -> LangStats:
-    sizes = table.column("bytes").to_pylist() if table.num_rows else []
-    bounds = shard_bounds(sizes, spec.shard_rows, spec.shard_bytes)
-    folder = out / "data" / config
-    folder.mkdir(parents=True)
-    for i, (start, stop) in enumerate(bounds):
-        name = f"train-{i:05d}-of-{len(bounds):05d}.parquet"
-        pq.write_table(
-            table.slice(start, stop - start),
-            folder / name,
-            compression="zstd",
-            row_group_size=ROW_GROUP_ROWS,
-        )
-    return LangStats(
-        shards=len(bounds),
-        documents=table.num_rows,
-        files=int(pc.sum(table.column("num_files")).as_py() or 0),
-        bytes=int(pc.sum(table.column("bytes")).as_py() or 0),
-    )
+class ConfigWriter:
+    """One config's shards, written as rows arrive: a shard closes at `shard_rows` rows or once
+    it holds `shard_bytes` payload bytes (the row that crosses stays in it), exactly as
+    `shard_bounds` cuts; row groups of `ROW_GROUP_ROWS` from each shard's start."""
+
+    def __init__(self, out: Path, config: str, spec: LayoutSpec, schema: pa.Schema) -> None:
+        self.folder, self.spec, self.schema = out / "data" / config, spec, schema
+        self.folder.mkdir(parents=True)
+        self.stats = LangStats(shards=0, documents=0, files=0, bytes=0)
+        self._writer: pq.ParquetWriter | None = None
+        self._group: list[pa.Table] = []
+        self._group_rows = self._shard_rows = self._shard_bytes = 0
+
+    def write(self, table: pa.Table) -> None:
+        sizes = table.column("bytes").to_pylist()
+        self.stats.documents += table.num_rows
+        self.stats.files += int(pc.sum(table.column("num_files")).as_py() or 0)
+        self.stats.bytes += sum(sizes)
+        start = 0
+        for i, size in enumerate(sizes):
+            self._shard_rows += 1
+            self._shard_bytes += size
+            shard_full = (
+                self._shard_rows >= self.spec.shard_rows
+                or self._shard_bytes >= self.spec.shard_bytes
+            )
+            if shard_full or self._group_rows + (i + 1 - start) >= ROW_GROUP_ROWS:
+                self._add(table.slice(start, i + 1 - start))
+                start = i + 1
+                self._flush_group()
+                if shard_full:
+                    self._close_shard()
+        if start < table.num_rows:
+            self._add(table.slice(start))
+
+    def close(self) -> LangStats:
+        """Finish the last shard and give every shard its final `-of-N` name."""
+        if self._group or self._writer is not None or self.stats.shards == 0:
+            self._flush_group()
+            self._close_shard()
+        total = self.stats.shards
+        for i in range(total):
+            os.replace(self._part(i), self.folder / f"train-{i:05d}-of-{total:05d}.parquet")
+        return self.stats
+
+    def _add(self, piece: pa.Table) -> None:
+        self._group.append(piece)
+        self._group_rows += piece.num_rows
+
+    def _flush_group(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._part(self.stats.shards), self.schema, compression="zstd"
+            )
+        if self._group:
+            self._writer.write_table(pa.concat_tables(self._group), row_group_size=ROW_GROUP_ROWS)
+        self._group, self._group_rows = [], 0
+
+    def _close_shard(self) -> None:
+        if self._writer is None:  # an empty corpus still gets one (empty) shard
+            self._flush_group()
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        self.stats.shards += 1
+        self._shard_rows = self._shard_bytes = 0
+
+    def _part(self, i: int) -> Path:
+        return self.folder / f".train-{i:05d}.parquet.part"
 
 
 def dataset_layout(
@@ -95,16 +173,14 @@ def dataset_layout(
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> CardInfo:
     """Write the repository for `corpus_dir` into `out_dir` (replaced whole, atomically)."""
-    table = read_corpus(corpus_dir)
+    files = corpus_files(corpus_dir)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    spill = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.sort.", dir=out_dir.parent))
     try:
         info = CardInfo(spec.name, spec.recipe_step, spec.license)
-        info.configs[DEFAULT_CONFIG] = write_config(table, tmp, DEFAULT_CONFIG, spec)
-        for lang in sorted(set(table.column("lang").to_pylist())):
-            subset = table.filter(pc.equal(table.column("lang"), lang))
-            info.configs[lang] = write_config(subset, tmp, lang, spec)
+        info.configs = _write_configs(files, tmp, spec, spill)
         _add_tokens(info, tokens_by_lang)
         info.extra.update(extra or {})
         info.tables.update(tables or {})
@@ -112,7 +188,34 @@ def dataset_layout(
         _replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(spill, ignore_errors=True)
     return info
+
+
+def _write_configs(
+    files: Sequence[Path], out: Path, spec: LayoutSpec, spill: Path
+) -> dict[str, LangStats]:
+    """The default config and one per language, from one sorted pass over the corpus."""
+    schema, tables = sorted_batches(files, spill)
+    everything = ConfigWriter(out, DEFAULT_CONFIG, spec, schema)
+    configs: dict[str, LangStats] = {}
+    current: tuple[str, ConfigWriter] | None = None
+    for table in tables:
+        everything.write(table)
+        langs = table.column("lang").to_pylist()
+        start = 0
+        for i in range(1, len(langs) + 1):
+            if i < len(langs) and langs[i] == langs[start]:
+                continue
+            if current is None or current[0] != langs[start]:
+                if current is not None:
+                    configs[current[0]] = current[1].close()
+                current = (langs[start], ConfigWriter(out, langs[start], spec, schema))
+            current[1].write(table.slice(start, i - start))
+            start = i
+    if current is not None:
+        configs[current[0]] = current[1].close()
+    return {DEFAULT_CONFIG: everything.close(), **dict(sorted(configs.items()))}
 
 
 def _add_tokens(info: CardInfo, tokens_by_lang: Mapping[str, int] | None) -> None:

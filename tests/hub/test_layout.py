@@ -94,3 +94,30 @@ def test_size_category_buckets() -> None:
     assert size_category(999) == "n<1K"
     assert size_category(1000) == "1K<n<10K"
     assert size_category(2_000_000_000_000) == "n>1T"
+
+
+def test_streamed_shards_follow_shard_bounds(tmp_path: Path) -> None:
+    """Shards cut while streaming (rows arrive in row groups) match `shard_bounds` exactly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from snowcoder_assets.phase1.corpus import CORPUS_SCHEMA
+
+    sizes = [(i * 7919) % 900 + 1 for i in range(2500)]  # crosses row groups of 1,000
+    rows = [
+        {"document_id": f"d{i:05d}", "source": "s", "repo": "r", "lang": "python", "part": 0,
+         "text": "x", "doc_ids": [f"f{i}"], "num_files": 1, "bytes": size}
+        for i, size in enumerate(sizes)
+    ]  # fmt: skip
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA), corpus / "part.parquet")
+    spec = LayoutSpec("p", shard_rows=700, shard_bytes=200_000)
+    info = dataset_layout(corpus, tmp_path / "repo", spec)
+    bounds = shard_bounds(sizes, spec.shard_rows, spec.shard_bytes)
+    for config in ("default", "python"):
+        shards = sorted((tmp_path / "repo" / "data" / config).glob("*.parquet"))
+        assert [pq.read_metadata(s).num_rows for s in shards] == [b - a for a, b in bounds]
+        assert info.configs[config].documents == 2500 and info.configs[config].bytes == sum(sizes)
+    first = pq.ParquetFile(shards[0])
+    assert first.metadata.row_group(0).num_rows == min(1000, bounds[0][1])
