@@ -79,23 +79,35 @@ def sorted_batches(files: Sequence[Path], spill_dir: Path) -> tuple[pa.Schema, I
     return schema, tables()
 
 
-def shard_bounds(sizes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
-    """[start, stop) row ranges; a shard closes at `max_rows` rows or at `max_bytes` bytes."""
-    bounds, start, acc = [], 0, 0
+def shard_cuts(
+    sizes: Sequence[int], max_rows: int, max_bytes: int, rows: int = 0, nbytes: int = 0
+) -> tuple[list[int], int, int]:
+    """Where shards close among rows of `sizes` bytes: a shard closes at `max_rows` rows or once
+    it holds `max_bytes` (the row that crosses stays in it). `rows`/`nbytes` are what the open
+    shard already holds; returns the cut positions and what the open shard holds after."""
+    cuts = []
     for i, size in enumerate(sizes):
-        acc += size
-        if i + 1 - start >= max_rows or acc >= max_bytes:
-            bounds.append((start, i + 1))
-            start, acc = i + 1, 0
-    if start < len(sizes) or not bounds:
-        bounds.append((start, len(sizes)))
+        rows, nbytes = rows + 1, nbytes + size
+        if rows >= max_rows or nbytes >= max_bytes:
+            cuts.append(i + 1)
+            rows = nbytes = 0
+    return cuts, rows, nbytes
+
+
+def shard_bounds(sizes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) row ranges of a whole corpus's shards (`shard_cuts` from an empty shard)."""
+    cuts, _, _ = shard_cuts(sizes, max_rows, max_bytes)
+    starts = [0, *cuts]
+    bounds = list(zip(starts, cuts, strict=False))
+    if starts[-1] < len(sizes) or not bounds:
+        bounds.append((starts[-1], len(sizes)))
     return bounds
 
 
 class ConfigWriter:
-    """One config's shards, written as rows arrive: a shard closes at `shard_rows` rows or once
-    it holds `shard_bytes` payload bytes (the row that crosses stays in it), exactly as
-    `shard_bounds` cuts; row groups of `ROW_GROUP_ROWS` from each shard's start."""
+    """One config's shards, written as rows arrive, cut by `shard_cuts` with the open shard's
+    rows and bytes carried from batch to batch; row groups of `ROW_GROUP_ROWS` from each
+    shard's start."""
 
     def __init__(self, out: Path, config: str, spec: LayoutSpec, schema: pa.Schema) -> None:
         self.folder, self.spec, self.schema = out / "data" / config, spec, schema
@@ -110,22 +122,16 @@ class ConfigWriter:
         self.stats.documents += table.num_rows
         self.stats.files += int(pc.sum(table.column("num_files")).as_py() or 0)
         self.stats.bytes += sum(sizes)
+        cuts, self._shard_rows, self._shard_bytes = shard_cuts(
+            sizes, self.spec.shard_rows, self.spec.shard_bytes, self._shard_rows, self._shard_bytes
+        )
         start = 0
-        for i, size in enumerate(sizes):
-            self._shard_rows += 1
-            self._shard_bytes += size
-            shard_full = (
-                self._shard_rows >= self.spec.shard_rows
-                or self._shard_bytes >= self.spec.shard_bytes
-            )
-            if shard_full or self._group_rows + (i + 1 - start) >= ROW_GROUP_ROWS:
-                self._add(table.slice(start, i + 1 - start))
-                start = i + 1
-                self._flush_group()
-                if shard_full:
-                    self._close_shard()
-        if start < table.num_rows:
-            self._add(table.slice(start))
+        for cut in cuts:
+            self._append(table.slice(start, cut - start))
+            self._flush_group()
+            self._close_shard()
+            start = cut
+        self._append(table.slice(start))
 
     def close(self) -> LangStats:
         """Finish the last shard and give every shard its final `-of-N` name."""
@@ -137,9 +143,15 @@ class ConfigWriter:
             os.replace(self._part(i), self.folder / f"train-{i:05d}-of-{total:05d}.parquet")
         return self.stats
 
-    def _add(self, piece: pa.Table) -> None:
-        self._group.append(piece)
-        self._group_rows += piece.num_rows
+    def _append(self, piece: pa.Table) -> None:
+        """Rows of the open shard, flushed a full row group at a time."""
+        while piece.num_rows:
+            take = min(piece.num_rows, ROW_GROUP_ROWS - self._group_rows)
+            self._group.append(piece.slice(0, take))
+            self._group_rows += take
+            piece = piece.slice(take)
+            if self._group_rows == ROW_GROUP_ROWS:
+                self._flush_group()
 
     def _flush_group(self) -> None:
         if self._writer is None:
@@ -157,7 +169,6 @@ class ConfigWriter:
         self._writer.close()
         self._writer = None
         self.stats.shards += 1
-        self._shard_rows = self._shard_bytes = 0
 
     def _part(self, i: int) -> Path:
         return self.folder / f".train-{i:05d}.parquet.part"
