@@ -144,21 +144,39 @@ def _pick(members: list[dict[str, Any]]) -> dict[str, Any]:
     return choose_representative(incumbents or members)
 
 
+def _settle(
+    members: list[dict[str, Any]],
+    cluster_id: str,
+    method: str,
+    similarity: Callable[[dict, dict], float],
+    dropped: dict,
+    clusters: list,
+    summary: DedupSummary,
+) -> int:
+    """Keep one member of a cluster, drop the others with their reason; the number dropped."""
+    rep = _pick(members)
+    summary.cluster_sizes[len(members)] += 1
+    for m in members:
+        sim = similarity(m, rep)
+        clusters.append(_cluster_row(m, cluster_id, rep, method, sim))
+        if m["doc_id"] != rep["doc_id"]:
+            where = f"{rep['repo']}/{rep['path']}"
+            detail = (
+                f"same content as {where}"
+                if method == "exact"
+                else f"~{sim:.2f} Jaccard with {where}"
+            )
+            dropped[m["doc_id"]] = (f"{method}_dedup", f"{method}_duplicate", detail)
+    return len(members) - 1
+
+
 def _exact(docs: pl.DataFrame, dropped: dict, clusters: list, summary: DedupSummary) -> None:
     groups = docs.filter(pl.col("exact_hash").is_duplicated()).group_by("exact_hash")
     for (content_hash,), group in sorted(groups, key=lambda g: str(g[0][0])):
-        members = group.to_dicts()
-        rep = _pick(members)
-        summary.cluster_sizes[len(members)] += 1
-        for m in members:
-            clusters.append(_cluster_row(m, f"exact:{content_hash}", rep, "exact", 1.0))
-            if m["doc_id"] != rep["doc_id"]:
-                dropped[m["doc_id"]] = (
-                    "exact_dedup",
-                    "exact_duplicate",
-                    f"same content as {rep['repo']}/{rep['path']}",
-                )
-                summary.exact_dropped += 1
+        summary.exact_dropped += _settle(
+            group.to_dicts(), f"exact:{content_hash}", "exact", lambda *_: 1.0,
+            dropped, clusters, summary,
+        )  # fmt: skip
 
 
 def _near(
@@ -210,24 +228,18 @@ def _near(
     members_by_root: dict[int, list[int]] = {}
     for i in candidates.tolist():
         members_by_root.setdefault(int(roots[i]), []).append(i)
+
+    def similarity(member: dict, rep: dict) -> float:
+        pair = lookup(np.array([member["doc_index"], rep["doc_index"]]))
+        return estimate_jaccard(pair[0], pair[1])
+
     doc_ids = docs["doc_id"]
     for root, member_idx in sorted(members_by_root.items()):
-        if len(member_idx) < 2:
-            continue
-        members = docs[member_idx].to_dicts()
-        rep = _pick(members)
-        rep_sig = lookup(np.array([rep["doc_index"]]))[0]
-        summary.cluster_sizes[len(members)] += 1
-        for m in members:
-            sim = estimate_jaccard(lookup(np.array([m["doc_index"]]))[0], rep_sig)
-            clusters.append(_cluster_row(m, f"near:{doc_ids[root]}", rep, "near", sim))
-            if m["doc_id"] != rep["doc_id"]:
-                dropped[m["doc_id"]] = (
-                    "near_dedup",
-                    "near_duplicate",
-                    f"~{sim:.2f} Jaccard with {rep['repo']}/{rep['path']}",
-                )
-                summary.near_dropped += 1
+        if len(member_idx) >= 2:
+            summary.near_dropped += _settle(
+                docs[member_idx].to_dicts(), f"near:{doc_ids[root]}", "near", similarity,
+                dropped, clusters, summary,
+            )  # fmt: skip
 
 
 def _cluster_row(
