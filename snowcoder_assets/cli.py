@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from snowcoder_assets.config import CONFIG_ENV_VAR, ConfigError, SnowcoderConfig, load_config
 from snowcoder_assets.layout import lineage_db_path
 
-DEMO_SELECTION = "*"  # the runner leaves out publishing, which needs a repo id and a token
+DEMO_SELECTION = "*"  # publishing included: with no [hub] namespace it writes a dry run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:  # child processes (dagster dev, run workers) read the same file
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     try:
-        config = load_config(args.config) if args.command not in ("ui", "score") else None
+        config = load_config(args.config) if args.command != "score" else None
         return int(args.handler(args, config) or 0)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -45,7 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="materialize the whole graph on the configured sources")
-    demo.add_argument("--workers", type=int, default=None)
     demo.set_defaults(handler=_demo)
 
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project instance")
@@ -58,14 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument(
         "--all-partitions",
         action="store_true",
-        help="re-run every partition, not only new or changed shards",
-    )
-    mat.add_argument(
-        "--workers", type=int, default=None, help="parallel partitions (default: cores)"
+        help="re-run everything selected, not only what is missing or out of date",
     )
     mat.set_defaults(handler=_materialize)
 
-    disc = sub.add_parser("discover", help="register new source shards as partitions")
+    disc = sub.add_parser(
+        "discover", help="register new source shards as partitions, report changed ones"
+    )
     disc.set_defaults(handler=_discover)
 
     explain = sub.add_parser("explain", help="a file's whole history, by <repo>/<path> or doc_id")
@@ -93,78 +90,84 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _materialize(args: argparse.Namespace, config: SnowcoderConfig) -> int:
-    from snowcoder_assets.runner import materialize
+    from snowcoder_assets.orchestration.materialize import materialize
 
-    start = time.perf_counter()
-    ok = materialize(config, args.select, args.all_partitions, args.workers)
-    print(f"{'done' if ok else 'FAILED'} in {time.perf_counter() - start:.1f}s")
-    return 0 if ok else 1
+    outcome = materialize(config, args.select, args.all_partitions)
+    print(
+        f"{'done' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f}s "
+        f"({len(outcome.runs)} runs; runs are recorded in {_instance_home(config)})"
+    )
+    return 0 if outcome.ok else 1
+
+
+def _instance_home(config: SnowcoderConfig) -> Path:
+    from snowcoder_assets.orchestration.instance import instance_home
+
+    return instance_home(config)
 
 
 def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
-    from snowcoder_assets.runner import materialize
+    from snowcoder_assets.orchestration.materialize import materialize
 
     print(f"snowcoder demo: configuration {config.config_file}")
-    start = time.perf_counter()
-    ok = materialize(config, DEMO_SELECTION, workers=args.workers)
-    print(f"\nmaterialized in {time.perf_counter() - start:.1f}s\n")
+    outcome = materialize(config, DEMO_SELECTION)
+    print(f"\nmaterialized in {outcome.seconds:.1f}s ({len(outcome.runs)} runs)\n")
     _stats(args, config)
     _print_selection(config)
     _print_training(config)
     db = lineage_db_path(config.data_dir)
     print(f"\ndata:          {config.data_dir}")
+    print(f"runs:          {_instance_home(config)} (the Dagster instance of this data_dir)")
     print(f'lineage store: {db}   (try: duckdb {db} "SELECT * FROM file_status LIMIT 5")')
     print("explain file:  .venv/bin/snowcoder explain <repo>/<path>")
     print("open the UI:   make ui   (or .venv/bin/snowcoder ui; then http://127.0.0.1:3000)")
-    if ok:
-        _demo_dry_run(config)
-    return 0 if ok else 1
+    if outcome.ok:
+        _print_dry_runs(config)
+    return 0 if outcome.ok else 1
 
 
-def _demo_dry_run(config: SnowcoderConfig) -> None:
-    """Write the repositories a publication would upload, and say how to publish for real."""
-    from snowcoder_assets.hub.artifacts import ARTIFACTS, publish_artifact
+def _print_dry_runs(config: SnowcoderConfig) -> None:
+    """Where the hub assets wrote their dry runs, and how to publish for real."""
+    from snowcoder_assets.hub.artifacts import ARTIFACTS
+    from snowcoder_assets.layout import hub_dry_run_dir
 
-    print("\nHub dry run (nothing uploaded):")
+    print("\nHub dry run (no [hub] namespace configured, nothing uploaded):")
     for artifact in ARTIFACTS:
-        out = config.data_dir / "hub_dry_run" / artifact
-        try:
-            result = publish_artifact(
-                config,
-                artifact,
-                f"YOUR_NAMESPACE/snowcoder-{artifact}",
-                None,
-                dry_run_dir=out,
-                log=lambda _: None,
-            )
-        except FileNotFoundError as exc:
-            print(f"  {artifact}: skipped ({exc})")
-            continue
-        print(f"  {artifact}: {result['files']} files in {out}")
+        out = hub_dry_run_dir(config.data_dir, artifact)
+        files = sum(1 for p in out.rglob("*") if p.is_file()) if out.is_dir() else 0
+        print(f"  {artifact}: {files} files in {out}")
         print(
             f"    publish: HF_TOKEN=... .venv/bin/snowcoder publish {artifact} "
             f"--repo-id YOUR_NAMESPACE/snowcoder-{artifact}"
         )
 
 
-def _ui(args: argparse.Namespace, _config: Any) -> int:
+def _ui(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     from snowcoder_assets.ui import run_ui
 
+    _discover_quietly(config)  # partitions exist before anyone clicks "Materialize all"
     return run_ui(args.host, args.port)
 
 
+def _discover_quietly(config: SnowcoderConfig) -> None:
+    from snowcoder_assets.orchestration.instance import open_instance
+    from snowcoder_assets.raw.discovery import discover_and_register
+
+    found = discover_and_register(config, open_instance(config))
+    print(f"{len(found.shards)} shards registered ({len(found.new_partitions)} new)")
+
+
 def _discover(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
-    import dagster as dg
+    from snowcoder_assets.orchestration.instance import open_instance
+    from snowcoder_assets.raw.discovery import discover_and_register
 
-    from snowcoder_assets.raw.shards import needs_ingest
-    from snowcoder_assets.runner import ensure_dagster_home, register_shards
-
-    ensure_dagster_home()
-    shards = register_shards(config, dg.DagsterInstance.get())
-    for shard in shards:
-        state = "needs ingest" if needs_ingest(config, shard) else "up to date"
+    found = discover_and_register(config, open_instance(config))
+    new, changed = set(found.new_partitions), found.changed_keys
+    for shard in found.shards:
+        key = shard.partition_key
+        state = "new" if key in new else "changed" if key in changed else "unchanged"
         print(
-            f"{shard.partition_key}\t{len(shard.unit_keys)} units\t{shard.num_files} files\t"
+            f"{key}\t{len(shard.unit_keys)} units\t{shard.num_files} files\t"
             f"{shard.num_bytes / 1e6:.1f} MB\t{state}"
         )
     return 0
@@ -251,7 +254,9 @@ def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
 
 def _print_selection(config: SnowcoderConfig) -> None:
     """The phase-2 selection per language (the histograms are in the UI, on topk_corpus)."""
-    path = config.data_dir / "topk_selection.json"
+    from snowcoder_assets.layout import topk_selection_path
+
+    path = topk_selection_path(config.data_dir)
     if not path.is_file():
         return
 

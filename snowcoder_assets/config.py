@@ -156,6 +156,29 @@ class CorpusConfig(StrictModel):
     max_document_bytes: int = Field(default=1_000_000, gt=0)  # longer repositories split
 
 
+class OrchestrationConfig(StrictModel):
+    """How work is cut into Dagster runs (the instance's dagster.yaml says how many run at once)."""
+
+    # Per-file stages: at most this many partitions per run, for backfills launched from the UI
+    # (BackfillPolicy.multi_run) and for `snowcoder materialize`, which also splits the work so
+    # every run slot is busy. Dagster copies one data version to every partition of a batched
+    # run (dagster-io/dagster#34013): 1 gives exact per-partition versions, more saves run start-up.
+    partitions_per_run: int = Field(default=8, ge=1)
+    # quality_scores loads the annotator once per run: score many partitions per run.
+    gpu_partitions_per_run: int = Field(default=256, ge=1)
+    # in_process: a run's steps one after another in the run's process (cheap start-up; runs
+    # themselves run in parallel); multiprocess: a process per step.
+    executor: Literal["in_process", "multiprocess"] = "in_process"
+
+
+class HubConfig(StrictModel):
+    """Where the hub assets publish. With no namespace they write a dry run instead."""
+
+    namespace: str = ""  # e.g. "my-org": repositories <namespace>/snowcoder-<artifact>
+    private: bool = False
+    revision: str | None = None  # a branch; created when missing
+
+
 SourceConfig = Annotated[
     LocalDirSourceConfig
     | GitSourceConfig
@@ -181,6 +204,8 @@ class SnowcoderConfig(StrictModel):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     topk: TopkConfig = Field(default_factory=TopkConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
     # Where the file was read from; set by load_config, not by the file.
     config_file: Path | None = None
 

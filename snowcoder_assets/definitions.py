@@ -1,4 +1,9 @@
-"""The Dagster code location: assets, checks, sensors and resources of the whole graph."""
+"""The Dagster code location: the rooms' assets, checks and sensors, with policy applied once.
+
+Policy from the configuration: every asset's code version (its code and the configuration
+section it reads), the backfill policies that batch partitions per run, and the executor.
+Automation conditions and pools are declared on the assets themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,42 @@ import os
 
 import dagster as dg
 
-from snowcoder_assets.config import default_config_path, load_config
-from snowcoder_assets.hub.assets import hub_model, hub_phase1_dataset, hub_phase2_dataset
+from snowcoder_assets.config import SnowcoderConfig, default_config_path, load_config
+from snowcoder_assets.hub import assets as hub_assets
 from snowcoder_assets.hub.resources import HubResource
-from snowcoder_assets.phase1.assets import (
-    decontaminated_files,
-    deduped_files,
-    dup_clusters,
-    file_signals,
-    filtered_files,
-    phase1_corpus,
-)
-from snowcoder_assets.phase2.assets import (
-    annotator_training_set,
-    quality_annotator,
-    quality_scores,
-    tokenizer,
-    topk_corpus,
-)
-from snowcoder_assets.raw.assets import raw_files
+from snowcoder_assets.orchestration.automation import automation_sensor
+from snowcoder_assets.phase1 import assets as phase1_assets
+from snowcoder_assets.phase1 import global_assets as phase1_global
+from snowcoder_assets.phase2 import assets as phase2_assets
+from snowcoder_assets.raw import assets as raw_assets
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
-from snowcoder_assets.tokens.assets import packed_shards, phase_manifest
-from snowcoder_assets.training.assets import checkpoints
+from snowcoder_assets.tokens import assets as token_assets
+from snowcoder_assets.training import assets as training_assets
 
-# Validate the configuration when the code location loads: a bad file fails here, before work.
-CONFIG = load_config(default_config_path())
+ROOMS = (raw_assets, phase1_assets, phase1_global, phase2_assets, token_assets, training_assets)
+ASSETS = [
+    raw_assets.raw_files,
+    phase1_assets.file_signals,
+    phase1_assets.filtered_files,
+    phase1_global.dup_clusters,
+    phase1_assets.deduped_files,
+    phase1_assets.decontaminated_files,
+    phase1_global.phase1_corpus,
+    token_assets.tokenizer,
+    phase2_assets.annotator_training_set,
+    phase2_assets.quality_annotator,
+    phase2_assets.quality_scores,
+    phase2_assets.topk_corpus,
+    token_assets.packed_shards,
+    token_assets.phase_manifest,
+    training_assets.checkpoints,
+    hub_assets.hub_phase1_dataset,
+    hub_assets.hub_phase2_dataset,
+    hub_assets.hub_model,
+]
+EXTERNAL = [raw_assets.source_files, phase1_assets.dedup_decisions]
+GPU_PARTITIONED = {"quality_scores"}
 
 
 def hub_resource() -> HubResource:
@@ -44,31 +59,47 @@ def hub_resource() -> HubResource:
     return HubResource(**settings)
 
 
-defs = dg.Definitions(
-    assets=[
-        raw_files,
-        file_signals,
-        filtered_files,
-        dup_clusters,
-        deduped_files,
-        decontaminated_files,
-        phase1_corpus,
-        tokenizer,
-        annotator_training_set,
-        quality_annotator,
-        quality_scores,
-        topk_corpus,
-        packed_shards,
-        phase_manifest,
-        checkpoints,
-        hub_phase1_dataset,
-        hub_phase2_dataset,
-        hub_model,
-    ],
-    sensors=[source_shard_sensor],
-    resources={
-        "snowcoder": SnowcoderConfigResource(config_path=str(CONFIG.config_file)),
-        "pipes_subprocess_client": dg.PipesSubprocessClient(),
-        "hub": hub_resource(),
-    },
-)
+def code_versions(config: SnowcoderConfig) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for room in (*ROOMS, hub_assets):
+        versions.update(room.code_versions(config))
+    return versions
+
+
+def with_policy(asset: dg.AssetsDefinition, config: SnowcoderConfig, versions: dict) -> object:
+    """The asset with its code version and, when partitioned, its backfill policy."""
+    name = asset.key.to_user_string()
+    asset = asset.map_asset_specs(lambda spec: spec.replace_attributes(code_version=versions[name]))
+    if asset.partitions_def is None:
+        return asset
+    per_run = (
+        config.orchestration.gpu_partitions_per_run
+        if name in GPU_PARTITIONED
+        else config.orchestration.partitions_per_run
+    )
+    return asset.with_attributes(backfill_policy=dg.BackfillPolicy.multi_run(per_run))
+
+
+def build_defs(config: SnowcoderConfig) -> dg.Definitions:
+    """The whole graph for one configuration (tests build it for several)."""
+    versions = code_versions(config)
+    executor = (
+        dg.in_process_executor
+        if config.orchestration.executor == "in_process"
+        else dg.multiprocess_executor
+    )
+    return dg.Definitions(
+        assets=[with_policy(a, config, versions) for a in ASSETS] + EXTERNAL,
+        sensors=[source_shard_sensor, automation_sensor],
+        resources={
+            "snowcoder": SnowcoderConfigResource(config_path=str(config.config_file)),
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+            "hub": hub_resource(),
+        },
+        executor=executor,
+    )
+
+
+# Validate the configuration when the code location loads: a bad file fails here, before work.
+CONFIG = load_config(default_config_path())
+defs = build_defs(CONFIG)

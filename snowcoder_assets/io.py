@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,46 @@ FILE_MODE = 0o666 & ~_UMASK
 PARQUET_COMPRESSION = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1  # same size as the default level 3 on code, ~1.4x faster
 ROW_GROUP_BYTES = 64 * 1024 * 1024
+
+
+BATCH_ROWS = 512
+DIGEST_CHUNK = 4 << 20
+
+
+def digest(*parts: Any) -> str:
+    """A short stable hash of JSON-serializable parts (configuration sections, row lists)."""
+    payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """xxh3-128 of a file's bytes (several GB/s): what a data version is made of."""
+    import xxhash
+
+    hasher = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(DIGEST_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every visible file below `folder`, in path order (temp and hidden files left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def iter_rows(path: Path, columns: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Batches of rows (as dicts) of one parquet file."""
+    parquet = pq.ParquetFile(path)
+    with parquet:
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield batch.to_pylist()
 
 
 def doc_id_for(source: str, repo: str, path: str) -> str:

@@ -1,4 +1,8 @@
-"""`snowcoder ui`: `dagster dev` on the project instance, stopped cleanly with its children.
+"""`snowcoder ui`: `dagster dev` on the configuration's instance, stopped cleanly with its children.
+
+The caller has pointed DAGSTER_HOME at the configuration's instance (`<data_dir>/dagster_home`
+unless DAGSTER_HOME was set) and SNOWCODER_CONFIG at its file, so the UI, its daemon (sensors,
+automation, the run queue, backfills) and every run it launches see the same data.
 
 `dagster dev` started from a shell that ignores SIGINT/SIGTERM (a background job) inherits the
 ignored signals and then cannot be stopped, leaving its webserver, daemon and code server
@@ -17,7 +21,6 @@ import time
 from pathlib import Path
 
 from snowcoder_assets.config import project_root
-from snowcoder_assets.runner import ensure_dagster_home
 
 GRACE_SECONDS = 20.0
 
@@ -35,7 +38,6 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
 
 def run_ui(host: str = "127.0.0.1", port: int = 3000) -> int:
     """Run the UI until Ctrl-C, SIGTERM or SIGHUP; return dagster dev's exit status."""
-    ensure_dagster_home()
     stopping: dict[str, int | None] = {"signal": None, "pgid": None}
 
     def forward(signum: int, _frame: object) -> None:

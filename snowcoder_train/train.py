@@ -163,9 +163,10 @@ def train_phase(
         }  # fmt: skip
         if metrics:
             metrics.write(record)
+        eta = run_seconds / run_steps * (stop_at - state.step)
         reporter.info(
             f"{phase.name} step {state.step}/{total} loss {loss:.4f} lr {lr:.3e} "
-            f"tok/s {record['tokens_per_s']:.0f} mfu {record['mfu']:.2%}",
+            f"tok/s {record['tokens_per_s']:.0f} mfu {record['mfu']:.2%} eta {eta:.0f}s",
             pipes=state.step % log_every == 0 or state.step == stop_at,
         )
         name = checkpoint_due(state.step, phase, stop_at)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.stages import digest
+from snowcoder_assets.io import digest
 
 Log = Callable[[str], None]
 DATASETS = {"phase1": ("phase1_corpus", "phase1_corpus"), "phase2": ("topk_corpus", "topk_corpus")}
@@ -33,7 +33,7 @@ def build_repository(
 
     folder, step = DATASETS[artifact]
     corpus = config.data_dir / folder
-    if not any(corpus.glob("*.parquet")):
+    if not any(corpus.rglob("*.parquet")):
         raise FileNotFoundError(f"{corpus} holds no corpus yet: materialize {folder} first")
     dataset_layout(
         corpus,

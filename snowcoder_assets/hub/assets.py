@@ -1,38 +1,76 @@
-"""Hub assets (group `hub`): publish a corpus or the final checkpoint. Never automatic: launch
-them with run config (repo_id, ...) from the UI, `dg launch`, or `snowcoder publish`."""
+"""Hub assets (group `hub`): publish a corpus or the final checkpoint. Never automatic.
+
+They need no run config: the repository is `<[hub] namespace>/snowcoder-<artifact>` (or the
+run config's `repo_id`); with neither, they write the repository a publication would upload to
+`<data_dir>/hub_dry_run/<artifact>/` and say so in their metadata, so "Materialize all" in the
+UI works on a fresh checkout.
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
 from snowcoder_assets.hub.resources import HubResource
+from snowcoder_assets.io import files_under
+from snowcoder_assets.layout import hub_dry_run_dir
+from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.results import materialize_files
+
+PLACEHOLDER_NAMESPACE = "YOUR_NAMESPACE"
 
 
 class PublishConfig(dg.Config):
-    repo_id: str  # NAMESPACE/NAME
-    private: bool = False
-    revision: str | None = None  # a branch; created when missing
+    repo_id: str | None = None  # NAMESPACE/NAME; default: [hub] namespace + snowcoder-<artifact>
+    private: bool | None = None  # default: [hub] private
+    revision: str | None = None  # a branch, created when missing; default: [hub] revision
     dry_run_dir: str | None = None  # write the repository here and upload nothing
 
 
-def _publish(context, config: PublishConfig, snowcoder, hub, artifact: str):
-    from pathlib import Path
+def publish_target(settings, artifact: str, run_config: PublishConfig) -> tuple[str, Path | None]:
+    """(repo_id, dry-run folder or None): the run config first, then `[hub]`, else a dry run."""
+    repo_id = run_config.repo_id or (
+        f"{settings.hub.namespace}/snowcoder-{artifact}" if settings.hub.namespace else None
+    )
+    if run_config.dry_run_dir:
+        return repo_id or f"{PLACEHOLDER_NAMESPACE}/snowcoder-{artifact}", Path(
+            run_config.dry_run_dir
+        )
+    if repo_id is None:
+        return f"{PLACEHOLDER_NAMESPACE}/snowcoder-{artifact}", hub_dry_run_dir(
+            settings.data_dir, artifact
+        )
+    return repo_id, None
 
+
+def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
     from snowcoder_assets.hub.artifacts import publish_artifact
 
+    settings = snowcoder.load()
+    repo_id, dry_run = publish_target(settings, artifact, run_config)
     summary = publish_artifact(
-        snowcoder.load(),
+        settings,
         artifact,
-        config.repo_id,
+        repo_id,
         hub,
-        private=config.private,
-        revision=config.revision,
-        dry_run_dir=Path(config.dry_run_dir) if config.dry_run_dir else None,
+        private=settings.hub.private if run_config.private is None else run_config.private,
+        revision=run_config.revision or settings.hub.revision,
+        dry_run_dir=dry_run,
         log=context.log.info,
     )
-    return dg.MaterializeResult(metadata={"repo_id": config.repo_id, **summary})
+    metadata = {"repo_id": repo_id, "dry_run": dry_run is not None, **summary}
+    if dry_run is not None:
+        message = (
+            f"dry run: no repository configured ([hub] namespace or run config repo_id); "
+            f"the repository was written to {dry_run}, nothing uploaded"
+        )
+        context.log.info(message)
+        metadata["note"] = message
+    local = dry_run or settings.data_dir / "hub" / artifact
+    return materialize_files(context, settings, files_under(local), metadata)
 
 
-@dg.asset(group_name="hub", deps=["phase1_corpus"], kinds={"huggingface"})
+@dg.asset(group_name="hub", deps=["phase1_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
 def hub_phase1_dataset(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -44,7 +82,7 @@ def hub_phase1_dataset(
     return _publish(context, config, snowcoder, hub, "phase1")
 
 
-@dg.asset(group_name="hub", deps=["topk_corpus"], kinds={"huggingface"})
+@dg.asset(group_name="hub", deps=["topk_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
 def hub_phase2_dataset(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -55,7 +93,7 @@ def hub_phase2_dataset(
     return _publish(context, config, snowcoder, hub, "phase2")
 
 
-@dg.asset(group_name="hub", deps=["checkpoints"], kinds={"huggingface"})
+@dg.asset(group_name="hub", deps=["checkpoints"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
 def hub_model(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -64,3 +102,11 @@ def hub_model(
 ) -> dg.MaterializeResult:
     """The last phase's final checkpoint as a Hugging Face model repository with a model card."""
     return _publish(context, config, snowcoder, hub, "model")
+
+
+def code_versions(config) -> dict[str, str]:
+    from snowcoder_assets.hub import artifacts, cards, layout, publish
+    from snowcoder_assets.versions import code_version
+
+    version = code_version([artifacts, cards, layout, publish], config.hub)
+    return {name: version for name in ("hub_phase1_dataset", "hub_phase2_dataset", "hub_model")}

@@ -1,43 +1,37 @@
-"""Phase-1 assets (group `phase1`): signals, filter, dedup, decontamination, documents."""
+"""Phase-1 per-partition assets (group `phase1`): signals, filter, dedup, decontamination."""
 
 import dagster as dg
 
-from snowcoder_assets.config import split_partition_key
-from snowcoder_assets.freshness import mark_global_done
-from snowcoder_assets.lineage.store import refresh_views
-from snowcoder_assets.metadata import counts_table, language_table
+from snowcoder_assets.orchestration.automation import CPU_EAGER, cpu_eager
 from snowcoder_assets.phase1 import checks
-from snowcoder_assets.phase1.per_file import (
-    StageStats,
-    run_decontaminate,
-    run_dedup_apply,
-    run_file_signals,
-    run_filter,
-)
+from snowcoder_assets.phase1.decontaminated_files import decont_outputs, run_decontaminate
+from snowcoder_assets.phase1.deduped_files import dedup_outputs, run_dedup_apply
+from snowcoder_assets.phase1.file_signals import minhash_path, run_file_signals, signals_path
+from snowcoder_assets.phase1.filtered_files import filter_outputs, run_filter
 from snowcoder_assets.raw.partitions import SOURCE_SHARDS
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.results import PartitionResult, materialize_partitions
+
+DEDUP_DECISIONS = dg.AssetKey("dedup_decisions")
+# Updates of these deps order `deduped_files` (it waits for them) but do not make it stale:
+# what a partition consumes of `dup_clusters` arrives through `dedup_decisions[<partition>]`.
+ORDER_ONLY_DEPS = "snowcoder/order_only_deps"
 
 
-def _stage_metadata(stats: StageStats) -> dict:
-    return {
-        "num_rows": stats.kept,
-        "num_files_in": stats.files_in,
-        "num_bytes": stats.bytes_kept,
-        "by_language": language_table(stats.kept_by_lang, stats.bytes_by_lang),
-        "dropped_by_reason": counts_table(stats.dropped, "reason", "files"),
-    }
-
-
-def _run_partition(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource, run, check
-) -> dg.MaterializeResult:
+def _per_partition(context, snowcoder, run, outputs, check) -> dg.MaterializeResult:
     config = snowcoder.load()
-    source, shard = split_partition_key(context.partition_key)
-    stats = run(config, source, shard, context.log.info)
-    refresh_views(config.data_dir)
-    return dg.MaterializeResult(
-        metadata=_stage_metadata(stats), check_results=[check(config, source, shard)]
-    )
+
+    def stage(source: str, shard: str) -> PartitionResult:
+        stats = run(config, source, shard, context.log.info)
+        return PartitionResult(
+            stats, outputs(config.data_dir, source, shard), [check(config, source, shard)]
+        )
+
+    return materialize_partitions(context, config, stage)
+
+
+def _signals_outputs(data_dir, source, shard):
+    return [signals_path(data_dir, source, shard), minhash_path(data_dir, source, shard)]
 
 
 @dg.asset(
@@ -45,6 +39,7 @@ def _run_partition(
     group_name="phase1",
     deps=["raw_files"],
     kinds={"parquet"},
+    automation_condition=CPU_EAGER,
     check_specs=[dg.AssetCheckSpec(checks.EVERY_INPUT_DECIDED, asset="file_signals")],
 )
 def file_signals(
@@ -52,7 +47,9 @@ def file_signals(
 ) -> dg.MaterializeResult:
     """Per-file quality signals (line lengths, alphanumeric fraction, markers of generated or
     encoded data, ...) and MinHash band keys, computed once; thresholds apply downstream."""
-    return _run_partition(context, snowcoder, run_file_signals, checks.signals_cover_raw)
+    return _per_partition(
+        context, snowcoder, run_file_signals, _signals_outputs, checks.signals_cover_raw
+    )
 
 
 @dg.asset(
@@ -60,6 +57,7 @@ def file_signals(
     group_name="phase1",
     deps=["file_signals"],
     kinds={"parquet"},
+    automation_condition=CPU_EAGER,
     check_specs=[
         dg.AssetCheckSpec(checks.EVERY_INPUT_DECIDED, asset="filtered_files", blocking=True)
     ],
@@ -68,40 +66,32 @@ def filtered_files(
     context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
 ) -> dg.MaterializeResult:
     """Files that pass the StarCoder-style thresholds of `[filters]` (per language); every drop
-    has its reason in `decisions`. Changing a threshold re-runs only this step."""
-    return _run_partition(context, snowcoder, run_filter, checks.filter_decided_all)
+    has its reason in `decisions`. Changing a threshold re-runs only this step onward."""
+    return _per_partition(context, snowcoder, run_filter, filter_outputs, checks.filter_decided_all)
 
 
-@dg.asset(group_name="phase1", deps=["filtered_files"], kinds={"polars"})
-def dup_clusters(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
-) -> dg.MaterializeResult:
-    """Exact groups (normalized content hash) and MinHash LSH clusters over every partition's
-    stored keys; one survivor per group by a fixed rule, incumbents first."""
-    from snowcoder_assets.phase1.dedup import run_dup_clusters
-
-    config = snowcoder.load()
-    summary = run_dup_clusters(config, context.log.info)
-    refresh_views(config.data_dir)
-    sizes = {str(k): v for k, v in sorted(summary.cluster_sizes.items())}
-    mark_global_done(config, "dup_clusters")
-    return dg.MaterializeResult(
-        metadata={
-            "num_rows": summary.docs,
-            "exact_duplicates_dropped": summary.exact_dropped,
-            "near_duplicates_dropped": summary.near_dropped,
-            "cluster_size_histogram": counts_table(sizes, "cluster_size", "clusters"),
-            "partitions_changed": len(summary.partitions_changed),
-            "minhash": str(config.dedup.minhash),
-        }
-    )
+dedup_decisions = dg.AssetSpec(
+    DEDUP_DECISIONS,
+    partitions_def=SOURCE_SHARDS,
+    group_name="phase1",
+    deps=["dup_clusters"],
+    kinds={"parquet"},
+    description=(
+        "Each partition's exact and near dedup decisions, as `dup_clusters` decided them. "
+        "Reported by `dup_clusters` (not materialized on its own) with the decisions' digest as "
+        "the data version, and only for partitions whose decisions changed: one global "
+        "clustering run cannot give each partition its own data version (dagster#34013)."
+    ),
+)
 
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
     group_name="phase1",
-    deps=["filtered_files", "dup_clusters"],
+    deps=["filtered_files", "dup_clusters", DEDUP_DECISIONS],
     kinds={"parquet"},
+    metadata={ORDER_ONLY_DEPS: ["dup_clusters"]},
+    automation_condition=cpu_eager(ignore=("dup_clusters",)),
     check_specs=[
         dg.AssetCheckSpec(checks.EVERY_INPUT_DECIDED, asset="deduped_files", blocking=True)
     ],
@@ -109,8 +99,10 @@ def dup_clusters(
 def deduped_files(
     context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
 ) -> dg.MaterializeResult:
-    """The partition's files minus exact and near duplicates (decisions from `dup_clusters`)."""
-    return _run_partition(context, snowcoder, run_dedup_apply, checks.dedup_decided_all)
+    """The partition's files minus exact and near duplicates (its `dedup_decisions`)."""
+    return _per_partition(
+        context, snowcoder, run_dedup_apply, dedup_outputs, checks.dedup_decided_all
+    )
 
 
 @dg.asset(
@@ -118,6 +110,7 @@ def deduped_files(
     group_name="phase1",
     deps=["deduped_files"],
     kinds={"parquet"},
+    automation_condition=CPU_EAGER,
     check_specs=[
         dg.AssetCheckSpec(checks.EVERY_INPUT_DECIDED, asset="decontaminated_files", blocking=True)
     ],
@@ -127,42 +120,34 @@ def decontaminated_files(
 ) -> dg.MaterializeResult:
     """Deduplicated files that share no benchmark problem (HumanEval and configured jsonl
     benchmarks: 10-gram overlap or docstring/solution substring); evidence in `contamination`."""
-    return _run_partition(context, snowcoder, run_decontaminate, checks.decont_decided_all)
-
-
-@dg.asset(
-    group_name="phase1",
-    deps=["decontaminated_files"],
-    kinds={"parquet"},
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="phase1_corpus", blocking=True)
-        for name in checks.CORPUS_CHECKS
-    ],
-)
-def phase1_corpus(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
-) -> dg.MaterializeResult:
-    """One document per (repository, language): files in a seeded random order, each behind a
-    `<|file_sep|>path` line; long repositories split. The phase-1 training corpus."""
-    from snowcoder_assets.phase1.corpus import build_phase1_corpus, corpus_dir
-    from snowcoder_assets.phase1.per_file import DECONT_STAGE, finished_partitions
-
-    config = snowcoder.load()
-    partitions = finished_partitions(config, DECONT_STAGE)
-    summary = build_phase1_corpus(config, partitions, context.log.info)
-    refresh_views(config.data_dir)
-    results = checks.corpus_checks(config)
-    if all(r.passed for r in results):  # a failed check leaves the stage stale for the next run
-        mark_global_done(config, "phase1_corpus")
-    return dg.MaterializeResult(
-        metadata={
-            "num_rows": summary.documents,
-            "num_files": summary.files,
-            "num_bytes": summary.bytes,
-            "by_language": language_table(summary.files_by_lang, summary.bytes_by_lang),
-            "bytes_by_language_chart": checks.bytes_chart(summary.bytes_by_lang),
-            "funnel": checks.funnel_table(config),
-            "path": dg.MetadataValue.path(str(corpus_dir(config))),
-        },
-        check_results=results,
+    return _per_partition(
+        context, snowcoder, run_decontaminate, decont_outputs, checks.decont_decided_all
     )
+
+
+def code_versions(config) -> dict[str, str]:
+    """Each per-partition stage's code and the configuration section it reads."""
+    from snowcoder_assets.phase1 import (
+        decontaminate,
+        decontaminated_files,
+        deduped_files,
+        file_signals,
+        filtered_files,
+        filters,
+        minhash,
+        signals,
+    )
+    from snowcoder_assets.versions import code_version
+
+    # The clustering threshold does not change signatures: leave it out of what they depend on.
+    minhash_settings = config.dedup.minhash.model_dump(mode="json", exclude={"threshold"})
+    return {
+        "file_signals": code_version([file_signals, signals, minhash], minhash_settings),
+        "filtered_files": code_version([filtered_files, filters], config.filters),
+        "deduped_files": code_version([deduped_files]),
+        "decontaminated_files": code_version(
+            [decontaminated_files, decontaminate],
+            config.decontamination,
+            decontaminated_files.benchmark_files_digest(config),
+        ),
+    }

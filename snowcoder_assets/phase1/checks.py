@@ -8,15 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.layout import lineage_db_path, lineage_part_path, raw_shard_path
+from snowcoder_assets.io import files_under
+from snowcoder_assets.layout import corpus_dir, lineage_db_path, lineage_part_path, raw_shard_path
 from snowcoder_assets.metadata import figure_png, png_markdown
-from snowcoder_assets.phase1.per_file import (
-    DECONT_STAGE,
-    DEDUP_STAGE,
-    FILTER_STAGE,
-    SIGNALS_STAGE,
-    stage_path,
-)
+from snowcoder_assets.phase1.deduped_files import EXACT, deduped_path
+from snowcoder_assets.phase1.file_signals import signals_path
+from snowcoder_assets.phase1.filtered_files import DECISION_STAGE as FILTER_DECISIONS
+from snowcoder_assets.phase1.filtered_files import filtered_path
 
 EVERY_INPUT_DECIDED = "every_input_decided"
 EVERY_FILE_HAS_STATUS = "every_file_has_status"
@@ -51,49 +49,50 @@ def _missing(
 def signals_cover_raw(config: SnowcoderConfig, source: str, shard: str) -> dg.AssetCheckResult:
     d = config.data_dir
     return _missing(
-        SIGNALS_STAGE, raw_shard_path(d, source, shard), stage_path(d, SIGNALS_STAGE, source, shard)
+        "file_signals", raw_shard_path(d, source, shard), signals_path(d, source, shard)
     )
 
 
 def filter_decided_all(config: SnowcoderConfig, source: str, shard: str) -> dg.AssetCheckResult:
     d = config.data_dir
     return _missing(
-        FILTER_STAGE,
-        stage_path(d, SIGNALS_STAGE, source, shard),
-        lineage_part_path(d, "decisions", "filter", source, shard),
+        "filtered_files",
+        signals_path(d, source, shard),
+        lineage_part_path(d, "decisions", FILTER_DECISIONS, source, shard),
     )
 
 
 def dedup_decided_all(config: SnowcoderConfig, source: str, shard: str) -> dg.AssetCheckResult:
     d = config.data_dir
     return _missing(
-        DEDUP_STAGE,
-        stage_path(d, FILTER_STAGE, source, shard),
-        lineage_part_path(d, "decisions", "exact_dedup", source, shard),
+        "deduped_files",
+        filtered_path(d, source, shard),
+        lineage_part_path(d, "decisions", EXACT, source, shard),
     )
 
 
 def decont_decided_all(config: SnowcoderConfig, source: str, shard: str) -> dg.AssetCheckResult:
     d = config.data_dir
     return _missing(
-        DECONT_STAGE,
-        stage_path(d, DEDUP_STAGE, source, shard),
+        "decontaminated_files",
+        deduped_path(d, source, shard),
         lineage_part_path(d, "decisions", "decontaminate", source, shard),
     )
 
 
-def corpus_checks(config: SnowcoderConfig) -> list[dg.AssetCheckResult]:
-    """The blocking invariants of `phase1_corpus`, over the lineage views and the documents."""
+def corpus_checks(config: SnowcoderConfig, rebuilt: list[Path]) -> list[dg.AssetCheckResult]:
+    """The blocking invariants of `phase1_corpus`, over the lineage views and the documents.
+    The benchmark index is run over the documents rebuilt by this run: the others were checked
+    when they were built, with the same index (a new index changes decontamination's code
+    version, which rebuilds every shard)."""
     import duckdb
 
-    from snowcoder_assets.phase1.corpus import corpus_dir
-
-    corpus = str(corpus_dir(config) / "*.parquet")
-    filtered = str(config.data_dir / FILTER_STAGE / "*" / "*.parquet")
+    corpus = [str(p) for p in files_under(corpus_dir(config.data_dir)) if p.suffix == ".parquet"]
+    filtered = str(config.data_dir / "filtered_files" / "*" / "*.parquet")
     with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
         undecided = _ids(con, "SELECT doc_id FROM file_status WHERE reason = 'undecided'")
         dup_ids = _ids(con, "SELECT doc_id FROM files GROUP BY doc_id HAVING count(*) > 1")
-        exact = _ids(
+        exact = corpus and _ids(
             con,
             (
                 "WITH members AS (SELECT unnest(doc_ids) AS doc_id FROM read_parquet(?)) "
@@ -102,7 +101,7 @@ def corpus_checks(config: SnowcoderConfig) -> list[dg.AssetCheckResult]:
             ),
             [corpus, filtered],
         )
-    contaminated = _benchmark_hits(config, corpus)
+    contaminated = _benchmark_hits(config, [str(p) for p in rebuilt])
     return [
         _result(EVERY_FILE_HAS_STATUS, undecided),
         _result(UNIQUE_DOC_ID, dup_ids),
@@ -115,16 +114,18 @@ def _ids(con, sql: str, params: list | None = None) -> list[str]:
     return [r[0] for r in con.execute(sql, params or []).fetchall()]
 
 
-def _benchmark_hits(config: SnowcoderConfig, corpus_glob: str) -> list[str]:
-    """Documents of the corpus in which the benchmark index still finds a task."""
+def _benchmark_hits(config: SnowcoderConfig, paths: list[str]) -> list[str]:
+    """Documents of the given corpus files in which the benchmark index still finds a task."""
     import duckdb
 
-    from snowcoder_assets.phase1.per_file import benchmark_index
+    from snowcoder_assets.phase1.decontaminated_files import benchmark_index
 
+    if not paths:
+        return []
     index = benchmark_index(config)
     hits = []
     with duckdb.connect() as con:
-        result = con.execute("SELECT document_id, text FROM read_parquet(?)", [corpus_glob])
+        result = con.execute("SELECT document_id, text FROM read_parquet(?)", [paths])
         for batch in result.fetch_record_batch(256):
             for row in batch.to_pylist():
                 if index.find(row["text"]):

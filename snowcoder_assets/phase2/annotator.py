@@ -140,7 +140,8 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
     prefix, suffix = special_tokens(tokenizer)
     model.train()
     losses: list[float] = []
-    for _ in range(config.epochs):
+    start = time.perf_counter()
+    for epoch in range(config.epochs):
         order = list(range(len(windows)))
         rng.shuffle(order)
         for b in range(per_epoch):
@@ -157,7 +158,12 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
             losses.append(float(loss.detach()))
             if len(losses) % LOG_EVERY_STEPS == 0 or len(losses) == total:
                 recent = losses[-LOG_EVERY_STEPS:]
-                log(f"annotator step {len(losses)}/{total} loss {sum(recent) / len(recent):.4f}")
+                elapsed = time.perf_counter() - start
+                eta = elapsed / len(losses) * (total - len(losses))
+                log(
+                    f"annotator epoch {epoch + 1}/{config.epochs} step {len(losses)}/{total} "
+                    f"loss {sum(recent) / len(recent):.4f} (elapsed {elapsed:.0f}s, eta {eta:.0f}s)"
+                )
     return losses
 
 

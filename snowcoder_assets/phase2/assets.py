@@ -1,101 +1,115 @@
-"""Phase-2 assets (group `phase2`) and the tokenizer (group `tokens`)."""
+"""Phase-2 assets (group `phase2`): annotator training set, annotator, scores, top-k corpus."""
 
 import dagster as dg
 
-from snowcoder_assets.freshness import mark_global_done
+from snowcoder_assets.io import files_under
+from snowcoder_assets.layout import annotator_dir, topk_dir, topk_selection_path, training_set_dir
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table
+from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
+from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
+from snowcoder_assets.orchestration.records import materialized_partitions
 from snowcoder_assets.phase2 import checks
+from snowcoder_assets.raw.discovery import config_partitions
+from snowcoder_assets.raw.partitions import SOURCE_SHARDS
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.results import PartitionResult, materialize_files, materialize_partitions
 
 
-@dg.asset(group_name="tokens", deps=["phase1_corpus"], kinds={"huggingface"})
-def tokenizer(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
-) -> dg.MaterializeResult:
-    """Byte-level BPE trained on a seeded sample of `phase1_corpus` (or a configured tokenizer),
-    saved as a Hugging Face tokenizer folder with `<|endoftext|>` and `<|file_sep|>` specials.
-    Every token budget downstream is counted with it."""
-    from snowcoder_assets.phase2.stages import build_tokenizer, tokenizer_dir
-
-    config = snowcoder.load()
-    report = build_tokenizer(config, context.log.info)
-    mark_global_done(config, "tokenizer")
-    return dg.MaterializeResult(
-        metadata={
-            "vocab_size": report["vocab_size"],
-            "origin": report["origin"],
-            "path": dg.MetadataValue.path(str(tokenizer_dir(config))),
-        }
-    )
-
-
-@dg.asset(group_name="phase2", deps=["phase1_corpus"], kinds={"parquet"})
-def annotator_training_set(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
-) -> dg.MaterializeResult:
-    """Positives (configured high-quality code and instruction data, or the offline heuristic
-    proxy) and negatives (random phase-1 files), split by repository."""
-    from snowcoder_assets.phase2.stages import build_training_set, training_set_dir
-
-    config = snowcoder.load()
-    report = build_training_set(config, context.log.info)
-    mark_global_done(config, "annotator_training_set")
-    return dg.MaterializeResult(
-        metadata={
-            "num_rows": report["train"] + report["validation"],
-            **{k: v for k, v in report.items()},
-            "path": dg.MetadataValue.path(str(training_set_dir(config))),
-        }
-    )
-
-
-@dg.asset(group_name="phase2", deps=["annotator_training_set"], kinds={"pytorch"})
-def quality_annotator(
-    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
-) -> dg.MaterializeResult:
-    """A BERT-style encoder with a linear head, fine-tuned to tell positives from negatives;
-    saved as a Hugging Face model folder (safetensors) with a model card."""
-    from snowcoder_assets.phase2.stages import annotator_dir, train_quality_annotator
-
-    config = snowcoder.load()
-    report = train_quality_annotator(config, context.log.info)
-    mark_global_done(config, "quality_annotator")
-    return dg.MaterializeResult(
-        metadata={
-            "validation_roc_auc": report.get("roc_auc"),
-            "validation_loss": report.get("validation_loss"),
-            "num_train": report.get("num_train"),
-            "num_validation": report.get("num_validation"),
-            "seconds": report.get("seconds"),
-            "loss_curve": checks.loss_curve(report.get("train_losses", [])),
-            "path": dg.MetadataValue.path(str(annotator_dir(config))),
-        }
+def _phase1_partitions(context: dg.AssetExecutionContext, config, asset: str) -> list[str]:
+    return materialized_partitions(
+        context.instance, asset, config_partitions(context.instance, config)
     )
 
 
 @dg.asset(
     group_name="phase2",
+    deps=["phase1_corpus"],
+    kinds={"parquet"},
+    pool=GLOBAL_WRITERS,
+    automation_condition=CPU_EAGER,
+)
+def annotator_training_set(
+    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
+) -> dg.MaterializeResult:
+    """Positives (configured high-quality code and instruction data, or the offline heuristic
+    proxy) and negatives (random phase-1 files), split by repository."""
+    from snowcoder_assets.phase2.annotator_training_set import (
+        build_training_set,
+        training_set_outputs,
+    )
+
+    config = snowcoder.load()
+    partitions = _phase1_partitions(context, config, "decontaminated_files")
+    report = build_training_set(config, partitions, context.log.info)
+    metadata = {
+        "num_rows": report["train"] + report["validation"],
+        **report,
+        "path": dg.MetadataValue.path(str(training_set_dir(config.data_dir))),
+    }
+    return materialize_files(context, config, training_set_outputs(config.data_dir), metadata)
+
+
+@dg.asset(
+    group_name="phase2",
+    deps=["annotator_training_set"],
+    kinds={"pytorch"},
+    pool=GPU,
+    automation_condition=ON_MISSING,
+)
+def quality_annotator(
+    context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
+) -> dg.MaterializeResult:
+    """A BERT-style encoder with a linear head, fine-tuned to tell positives from negatives;
+    saved as a Hugging Face model folder (safetensors) with a model card."""
+    from snowcoder_assets.phase2.quality_annotator import train_quality_annotator
+
+    config = snowcoder.load()
+    report = train_quality_annotator(config, context.log.info)
+    out = annotator_dir(config.data_dir)
+    metadata = {
+        "validation_roc_auc": report.get("roc_auc"),
+        "validation_loss": report.get("validation_loss"),
+        "num_train": report.get("num_train"),
+        "num_validation": report.get("num_validation"),
+        "seconds": report.get("seconds"),
+        "loss_curve": checks.loss_curve(report.get("train_losses", [])),
+        "path": dg.MetadataValue.path(str(out)),
+    }
+    return materialize_files(context, config, files_under(out), metadata)
+
+
+@dg.asset(
+    partitions_def=SOURCE_SHARDS,
+    group_name="phase2",
     deps=["quality_annotator", "tokenizer", "decontaminated_files"],
     kinds={"pytorch", "parquet"},
+    pool=GPU,
+    automation_condition=ON_MISSING,
 )
 def quality_scores(
     context: dg.AssetExecutionContext, snowcoder: SnowcoderConfigResource
 ) -> dg.MaterializeResult:
     """Every phase-1 file's quality score (mean of its top, middle and bottom chunks) and its
-    token count; shards whose inputs are unchanged keep their scores."""
-    from snowcoder_assets.phase2.stages import score_partitions
+    token count, per source shard; the annotator loads once per run."""
+    from snowcoder_assets.phase2.quality_scores import PartitionScorer
 
     config = snowcoder.load()
-    report = score_partitions(config, context.log.info)
-    mark_global_done(config, "quality_scores")
-    return dg.MaterializeResult(metadata={"num_rows": report["files"], **report})
+    scorer = PartitionScorer(config, context.log.info)
+
+    def score(source: str, shard: str) -> PartitionResult:
+        stats, path = scorer.score(source, shard)
+        return PartitionResult(stats, [path])
+
+    return materialize_partitions(context, config, score)
 
 
 @dg.asset(
     group_name="phase2",
     deps=["quality_scores"],
     kinds={"parquet"},
+    pool=GLOBAL_WRITERS,
+    automation_condition=CPU_EAGER,
     check_specs=[
         dg.AssetCheckSpec(name, asset="topk_corpus", blocking=True) for name in checks.TOPK_CHECKS
     ],
@@ -106,34 +120,65 @@ def topk_corpus(
     """Per language, the highest-scored phase-1 files up to the phase-2 token budget (keeping
     the phase-1 language mix), grouped into repository documents; the repeat count is recorded
     for the training manifest, never copied."""
-    from snowcoder_assets.phase2.stages import build_topk_corpus, topk_dir
     from snowcoder_assets.phase2.topk import score_histograms_png
+    from snowcoder_assets.phase2.topk_corpus import build_topk_corpus, quality_path
 
     config = snowcoder.load()
-    report = build_topk_corpus(config, context.log.info)
-    refresh_views(config.data_dir)
-    frame = report.pop("frame")
-    languages = report["languages"]["languages"]
-    results = checks.topk_checks(config, report, frame)
-    if all(r.passed for r in results):  # a failed check leaves the stage stale for the next run
-        mark_global_done(config, "topk_corpus")
-    return dg.MaterializeResult(
-        metadata={
-            "num_rows": report["documents"],
-            "num_tokens": report["selected_tokens"],
-            "budget_tokens": report["budget_tokens"],
-            "repeats": report["repeats"],
-            "selected_files": report["selected_files"],
-            "tokens_by_language": counts_table(
-                {k: v["selected_tokens"] for k, v in languages.items()}, "lang", "tokens"
-            ),
-            "available_tokens_by_language": counts_table(
-                {k: v["available_tokens"] for k, v in languages.items()}, "lang", "tokens"
-            ),
-            "score_histograms": checks.png_markdown(
-                score_histograms_png(frame, report["cutoffs"]), "score histograms"
-            ),
-            "path": dg.MetadataValue.path(str(topk_dir(config))),
-        },
-        check_results=results,
+    data_dir = config.data_dir
+    partitions = _phase1_partitions(context, config, "quality_scores")
+    report = build_topk_corpus(config, partitions, context.log.info)
+    refresh_views(data_dir)
+    frame, languages = report.pop("frame"), report["languages"]["languages"]
+    metadata = {
+        "num_rows": report["documents"],
+        "num_tokens": report["selected_tokens"],
+        "budget_tokens": report["budget_tokens"],
+        "repeats": report["repeats"],
+        "selected_files": report["selected_files"],
+        "tokens_by_language": counts_table(
+            {k: v["selected_tokens"] for k, v in languages.items()}, "lang", "tokens"
+        ),
+        "available_tokens_by_language": counts_table(
+            {k: v["available_tokens"] for k, v in languages.items()}, "lang", "tokens"
+        ),
+        "score_histograms": checks.png_markdown(
+            score_histograms_png(frame, report["cutoffs"]), "score histograms"
+        ),
+        "path": dg.MetadataValue.path(str(topk_dir(data_dir))),
+    }
+    outputs = [
+        *files_under(topk_dir(data_dir)),
+        topk_selection_path(data_dir),
+        quality_path(data_dir),
+    ]
+    return materialize_files(
+        context, config, outputs, metadata, checks.topk_checks(config, report, frame)
     )
+
+
+def code_versions(config) -> dict[str, str]:
+    from snowcoder_assets.phase1 import corpus
+    from snowcoder_assets.phase2 import (
+        annotator,
+        annotator_training_set,
+        quality_annotator,
+        quality_scores,
+        scoring,
+        topk,
+        topk_corpus,
+        training_set,
+    )
+    from snowcoder_assets.versions import code_version
+
+    return {
+        "annotator_training_set": code_version(
+            [annotator_training_set, training_set], config.annotator_data, config.decontamination
+        ),
+        "quality_annotator": code_version(
+            [quality_annotator, annotator, scoring], config.annotator
+        ),
+        "quality_scores": code_version(
+            [quality_scores, scoring], config.scoring, config.annotator.max_length
+        ),
+        "topk_corpus": code_version([topk_corpus, topk, corpus], config.topk, config.corpus),
+    }

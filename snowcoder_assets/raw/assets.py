@@ -1,29 +1,38 @@
-"""`raw_files`: every file of one source shard, with its text when usable (group `raw`)."""
+"""Group `raw`: `source_files` (the sources as listed by discovery) and `raw_files` (as read)."""
 
 import dagster as dg
 
-from snowcoder_assets.config import split_partition_key
-from snowcoder_assets.layout import lineage_db_path, raw_shard_path
-from snowcoder_assets.lineage.store import refresh_views
-from snowcoder_assets.metadata import counts_table, language_table, preview_markdown
-from snowcoder_assets.raw.checks import (
-    EVERY_FILE_DECIDED,
-    UNIQUE_DOC_ID,
-    check_every_file_decided,
-    check_unique_doc_ids,
-)
-from snowcoder_assets.raw.ingest import ingest_shard
-from snowcoder_assets.raw.partitions import SOURCE_SHARDS
+from snowcoder_assets.layout import raw_shard_path
+from snowcoder_assets.metadata import preview_markdown
+from snowcoder_assets.orchestration.automation import CPU_EAGER
+from snowcoder_assets.raw import checks
+from snowcoder_assets.raw.ingest import ingest_outputs, ingest_shard
+from snowcoder_assets.raw.partitions import SOURCE_FILES, SOURCE_SHARDS
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.results import PartitionResult, materialize_partitions
+
+source_files = dg.AssetSpec(
+    SOURCE_FILES,
+    partitions_def=SOURCE_SHARDS,
+    group_name="raw",
+    kinds={"python"},
+    description=(
+        "The files of each source shard as listed (names, sizes, modification times; nothing "
+        "read). Reported by discovery, not materialized: each partition's data version is the "
+        "shard's fingerprint, so a new or changed shard makes exactly its `raw_files` stale."
+    ),
+)
 
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
     group_name="raw",
+    deps=[SOURCE_FILES],
     kinds={"python", "parquet"},
+    automation_condition=CPU_EAGER,
     check_specs=[
-        dg.AssetCheckSpec(EVERY_FILE_DECIDED, asset="raw_files", blocking=True),
-        dg.AssetCheckSpec(UNIQUE_DOC_ID, asset="raw_files", blocking=True),
+        dg.AssetCheckSpec(checks.EVERY_FILE_DECIDED, asset="raw_files", blocking=True),
+        dg.AssetCheckSpec(checks.UNIQUE_DOC_ID, asset="raw_files", blocking=True),
     ],
 )
 def raw_files(
@@ -32,28 +41,25 @@ def raw_files(
     """Every file of one source shard (`<source>/<shard>`): usable text files with their content,
     and a `files` + `decisions` lineage row for every file read, usable or not."""
     config = snowcoder.load()
-    source, shard = split_partition_key(context.partition_key)
-    stats = ingest_shard(config, source, shard, log=context.log.info)
-    refresh_views(config.data_dir)
-    path = raw_shard_path(config.data_dir, source, shard)
-    return dg.MaterializeResult(
-        metadata={
-            "num_rows": stats.kept,
-            "num_files_read": stats.files,
-            "num_bytes": stats.bytes_kept,
-            "num_bytes_read": stats.bytes_read,
-            "seconds": stats.seconds,
-            "by_language": language_table(stats.kept_by_lang, stats.bytes_by_lang),
-            "dropped_by_reason": counts_table(stats.dropped, "reason", "files"),
-            "preview": preview_markdown(_preview(path), ["repo", "path", "lang", "bytes"]),
-            "path": dg.MetadataValue.path(str(path)),
-            "lineage_db": dg.MetadataValue.path(str(lineage_db_path(config.data_dir))),
-        },
-        check_results=[
-            check_every_file_decided(config.data_dir, source, shard),
-            check_unique_doc_ids(config.data_dir, source, shard),
-        ],
-    )
+
+    def ingest(source: str, shard: str) -> PartitionResult:
+        stats = ingest_shard(config, source, shard, log=context.log.info)
+        path = raw_shard_path(config.data_dir, source, shard)
+        return PartitionResult(
+            stats=stats,
+            outputs=ingest_outputs(config.data_dir, source, shard),
+            checks=[
+                checks.check_every_file_decided(config.data_dir, source, shard),
+                checks.check_unique_doc_ids(config.data_dir, source, shard),
+            ],
+            metadata={
+                "num_bytes_read": stats.bytes_read,
+                "seconds": round(stats.seconds, 2),
+                "preview": preview_markdown(_preview(path), ["repo", "path", "lang", "bytes"]),
+            },
+        )
+
+    return materialize_partitions(context, config, ingest)
 
 
 def _preview(path) -> list[dict]:
@@ -64,3 +70,24 @@ def _preview(path) -> list[dict]:
         return []
     batch = next(parquet.iter_batches(batch_size=5, columns=["repo", "path", "lang", "bytes"]))
     return batch.to_pylist()
+
+
+# Source settings that only say which units exist (discovery's business, reflected in each
+# shard's fingerprint): changing them adds or retires shards, it does not re-read the others.
+LISTING_KEYS = {"name", "path", "stdlib", "site_packages", "exclude"}
+
+
+def code_versions(config) -> dict[str, str]:
+    """The code version of `raw_files`: its reading code and the settings that change how a
+    file is read (not which files exist, nor how they are packed into shards)."""
+    from snowcoder_assets import languages
+    from snowcoder_assets.raw import ingest
+    from snowcoder_assets.sources import base, folders, git, hf_dataset, tabular
+    from snowcoder_assets.versions import code_version
+
+    reading = [s.model_dump(mode="json", exclude=LISTING_KEYS) for s in config.sources]
+    ingest_settings = config.ingest.model_dump(
+        mode="json", exclude={"shard_max_bytes", "shard_max_files"}
+    )
+    modules = [ingest, languages, base, folders, git, hf_dataset, tabular]
+    return {"raw_files": code_version(modules, ingest_settings, reading)}

@@ -2,8 +2,8 @@
 
 Three parquet files per shard, written in bounded memory and renamed into place: the usable
 files with their text (`raw_files`), one `files` row for every file read, and one `decisions`
-row (stage `ingest`) for each. A `.done.json` marker with the shard fingerprint is written last,
-so an interrupted shard is simply ingested again.
+row (stage `ingest`) for each. A killed ingestion leaves no file behind, so the shard is simply
+ingested again; the materialization in the Dagster instance records that it finished.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -20,8 +21,9 @@ from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import ParquetBatchWriter, content_sha, doc_id_for
 from snowcoder_assets.languages import language_of, normalize_language
 from snowcoder_assets.layout import lineage_part_path, raw_shard_path
+from snowcoder_assets.lineage.decisions import StageStats
 from snowcoder_assets.lineage.schemas import DECISIONS_SCHEMA, FILES_SCHEMA, IDENTITY_FIELDS
-from snowcoder_assets.raw.shards import RAW_STAGE, Shard, load_shard
+from snowcoder_assets.raw.shards import Shard, load_shard
 from snowcoder_assets.sources import RawRecord, build_source
 from snowcoder_assets.sources.base import (
     REASON_DUPLICATE_PATH,
@@ -29,7 +31,6 @@ from snowcoder_assets.sources.base import (
     REASON_UNKNOWN_LANGUAGE,
     printable_name,
 )
-from snowcoder_assets.stages import write_marker
 
 STAGE = "ingest"
 PROGRESS_EVERY_S = 10.0
@@ -45,27 +46,20 @@ RAW_SCHEMA = pa.schema(
 
 
 @dataclass
-class IngestStats:
-    files: int = 0
-    kept: int = 0
-    bytes_read: int = 0
-    bytes_kept: int = 0
-    seconds: float = 0.0
-    dropped: Counter[str] = field(default_factory=Counter)
-    kept_by_lang: Counter[str] = field(default_factory=Counter)
-    bytes_by_lang: Counter[str] = field(default_factory=Counter)
+class IngestStats(StageStats):
+    """The stage counts plus what ingestion alone knows: bytes read, time taken."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "kept": self.kept,
-            "bytes_read": self.bytes_read,
-            "bytes_kept": self.bytes_kept,
-            "seconds": round(self.seconds, 3),
-            "dropped": dict(self.dropped),
-            "kept_by_lang": dict(self.kept_by_lang),
-            "bytes_by_lang": dict(self.bytes_by_lang),
-        }
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+
+def ingest_outputs(data_dir: Path, source: str, shard: str) -> list[Path]:
+    """The three files one shard's ingestion writes."""
+    return [
+        raw_shard_path(data_dir, source, shard),
+        lineage_part_path(data_dir, "files", STAGE, source, shard),
+        lineage_part_path(data_dir, "decisions", STAGE, source, shard),
+    ]
 
 
 def language_gate(config: SnowcoderConfig) -> Callable[[str | None], str | None]:
@@ -118,17 +112,8 @@ def ingest_shard(
             _count(stats, row)
             if time.perf_counter() - last_log > PROGRESS_EVERY_S:
                 last_log = time.perf_counter()
-                log(f"{shard.partition_key}: {stats.files}/{shard.num_files} files read")
+                log(f"{shard.partition_key}: {stats.files_in}/{shard.num_files} files read")
     stats.seconds = time.perf_counter() - start
-    write_marker(
-        data_dir,
-        RAW_STAGE,
-        source_name,
-        shard_name,
-        shard.fingerprint,
-        units=len(shard.unit_keys),
-        **stats.as_dict(),
-    )
     return stats
 
 
@@ -172,12 +157,5 @@ def _row(
 
 
 def _count(stats: IngestStats, row: dict[str, Any]) -> None:
-    stats.files += 1
     stats.bytes_read += row["bytes"] or 0
-    if row["kept"]:
-        stats.kept += 1
-        stats.bytes_kept += row["bytes"]
-        stats.kept_by_lang[row["lang"]] += 1
-        stats.bytes_by_lang[row["lang"]] += row["bytes"]
-    else:
-        stats.dropped[row["reason"]] += 1
+    stats.count(row, row["kept"], row["reason"])

@@ -1,8 +1,10 @@
 """The shard registry: which source units (repositories, input files) form which shard.
 
-Assignments are append-only and stored in `<data_dir>/shards/<source>.parquet`, so adding a
-repository never reshuffles existing shards: new units are packed into new shards (bounded by
-bytes and files, never splitting a unit), and only shards whose fingerprint changed need work.
+Assignments are append-only and stored in `<data_dir>/shards/<source>.parquet` (the data of the
+`source_files` asset), so adding a repository never reshuffles existing shards: new units are
+packed into new shards (bounded by bytes and files, never splitting a unit). Each shard's
+fingerprint is reported to the Dagster instance as the data version of its `source_files`
+partition (`raw/discovery.py`); a shard whose fingerprint changed is re-ingested.
 """
 
 from __future__ import annotations
@@ -19,9 +21,7 @@ from snowcoder_assets.config import SnowcoderConfig, partition_key
 from snowcoder_assets.io import write_table
 from snowcoder_assets.layout import shard_registry_path
 from snowcoder_assets.sources import SourceUnit, build_source
-from snowcoder_assets.stages import is_current
 
-RAW_STAGE = "raw_files"
 RETIRED_UNIT = "\0retired:"  # registry row of a shard whose units all vanished
 
 REGISTRY_SCHEMA = pa.schema(
@@ -104,11 +104,6 @@ def load_shard(config: SnowcoderConfig, source_name: str, shard: str) -> Shard:
         if rows
         else Shard(source_name, shard, (), 0, 0, _fingerprint([]))
     )
-
-
-def needs_ingest(config: SnowcoderConfig, shard: Shard) -> bool:
-    """True when the shard was never ingested or its units changed since."""
-    return not is_current(config.data_dir, RAW_STAGE, shard.source, shard.shard, shard.fingerprint)
 
 
 def _pack(units: list[SourceUnit], first: int, config: SnowcoderConfig) -> dict[str, str]:

@@ -347,3 +347,21 @@ def _check_shards(name: str, index_path: Path, index: Mapping[str, Any]) -> list
                 f"{name} shard {path} holds {path.stat().st_size} bytes, not {expected}"
             )
     return problems
+
+
+def write_phase_manifest(
+    config: TrainingConfig,
+    tokenizer_dir: Path,
+    checkpoints_dir: Path,
+    indexes: Mapping[str, Path | None],
+    repeats: Mapping[str, int],
+    seed: int,
+    path: Path,
+    log: Log = print,
+) -> dict[str, Any]:
+    """The `phase_manifest` stage: build the manifest from the packed indexes and write it."""
+    manifest = build_manifest(
+        config, tokenizer_dir, checkpoints_dir, indexes, repeats, seed, log=log
+    )
+    write_manifest(manifest, path)
+    return manifest

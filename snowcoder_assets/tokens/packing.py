@@ -29,6 +29,7 @@ import glob
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
@@ -111,10 +112,15 @@ def pack_corpus(
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         prefix = "shard" if seed is None else "unshuffled"
         packer = _Packer(_ShardWriter(tmp, prefix, rows_per_shard, seq_len), dtype, eod_id)
-        for path in paths:
+        start = time.perf_counter()
+        for i, path in enumerate(paths, start=1):
             for texts, langs in _read_documents(path, batch_rows, batch_chars):
                 packer.add(encode_documents(tokenizer, texts), langs)
-            log(f"packed {path}: {packer.num_documents} documents so far")
+            elapsed = time.perf_counter() - start
+            log(
+                f"packed {path} ({i}/{len(paths)} files, {packer.num_documents} documents, "
+                f"elapsed {elapsed:.0f}s, eta {elapsed / i * (len(paths) - i):.0f}s)"
+            )
         shards = packer.writer.close()
         if seed is not None:
             shards = _shuffle_shards(tmp, shards, seq_len, dtype, rows_per_shard, seed)
@@ -302,3 +308,20 @@ def detokenize_sequence(tokens: Sequence[int] | np.ndarray, tokenizer: Any) -> s
     """The text of a run of token ids, markers (EOD, file separator) kept as text."""
     ids = [int(t) for t in tokens]
     return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def pack_phases(
+    corpora: dict[str, Path], tokenizer_dir: Path, out_dir_of, seq_len: int, seed: int, log: Log
+) -> dict[str, dict[str, Any]]:
+    """The `packed_shards` stage: pack every phase corpus folder that holds documents into
+    `out_dir_of(phase)`; a phase without a corpus yet (phase 3 today) is left out."""
+    indexes = {}
+    for phase, folder in corpora.items():
+        files = sorted(p for p in Path(folder).rglob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            log(f"{phase}: no corpus in {folder} yet, nothing to pack")
+            continue
+        indexes[phase] = pack_corpus(
+            [str(p) for p in files], tokenizer_dir, out_dir_of(phase), seq_len, seed, log
+        )
+    return indexes

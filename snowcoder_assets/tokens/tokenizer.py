@@ -226,3 +226,34 @@ def _utf8_prefix(text: str, num_bytes: int) -> str:
     if text.isascii():
         return text[:num_bytes]
     return text.encode("utf-8", "surrogatepass")[:num_bytes].decode("utf-8", "ignore")
+
+
+def build_tokenizer(
+    settings: TokenizerConfig, documents: Iterable[str], out_dir: Path, log=print
+) -> dict[str, object]:
+    """The `tokenizer` stage: train a byte-level BPE on the documents given (in a seeded order),
+    or adopt the configured one; save it as a Hugging Face folder."""
+    if settings.path:
+        tokenizer = load_tokenizer(settings.path, settings.trust_remote_code)
+        origin = settings.path
+    else:
+        tokenizer = train_tokenizer(sample_texts(documents, settings.sample_bytes), settings)
+        origin = "trained on phase1_corpus"
+    save_tokenizer(tokenizer, out_dir)
+    log(f"tokenizer ({origin}): {len(tokenizer)} tokens")
+    return {"vocab_size": len(tokenizer), "origin": origin}
+
+
+def documents_in_seeded_order(paths: Sequence[Path], seed: int) -> Iterator[str]:
+    """Document texts of the corpus files, in an order fixed by `seed` (not by the files)."""
+    import duckdb
+
+    if not paths:
+        return
+    with duckdb.connect() as con:
+        result = con.execute(
+            "SELECT text FROM read_parquet(?) ORDER BY md5(? || document_id)",
+            [[str(p) for p in paths], str(seed)],
+        )
+        for batch in result.fetch_record_batch(256):
+            yield from batch.column(0).to_pylist()

@@ -17,9 +17,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from snowcoder_assets.freshness import mark_global_done
+from snowcoder_assets.io import files_under, read_json
+from snowcoder_assets.layout import checkpoints_dir, manifest_path
 from snowcoder_assets.metadata import figure_png, png_markdown
+from snowcoder_assets.orchestration.automation import ON_MISSING
+from snowcoder_assets.orchestration.pools import GPU
 from snowcoder_assets.resources import SnowcoderConfigResource
+from snowcoder_assets.results import materialize_files
 
 
 def train_command(manifest: Path, phase: str, devices: int) -> list[str]:
@@ -71,7 +75,13 @@ def loss_curves(checkpoint_dir: Path, phases: list[str]) -> dg.MarkdownMetadataV
     return png_markdown(png, "loss curves") if drawn else None
 
 
-@dg.asset(group_name="training", deps=["phase_manifest"], kinds={"pytorch"})
+@dg.asset(
+    group_name="training",
+    deps=["phase_manifest"],
+    kinds={"pytorch"},
+    pool=GPU,
+    automation_condition=ON_MISSING,
+)
 def checkpoints(
     context: dg.AssetExecutionContext,
     snowcoder: SnowcoderConfigResource,
@@ -79,15 +89,13 @@ def checkpoints(
 ) -> dg.MaterializeResult:
     """Final checkpoints of the three training phases (Hugging Face folders with safetensors and
     the tokenizer), trained in order from the phase manifest through Dagster Pipes."""
-    from snowcoder_assets.tokens.stages import checkpoints_dir, manifest_path, read_manifest
-
     config = snowcoder.load()
-    manifest = read_manifest(config)
+    manifest = read_json(manifest_path(config.data_dir))
     devices = _gpu_count()
     metadata: dict = {}
     names = [p["name"] for p in manifest["phases"]]
     for name in names:
-        command = train_command(manifest_path(config), name, devices)
+        command = train_command(manifest_path(config.data_dir), name, devices)
         context.log.info(f"{name}: {' '.join(command)}")
         invocation = pipes_subprocess_client.run(
             command=command, context=context, env={"TOKENIZERS_PARALLELISM": "false"}
@@ -95,9 +103,20 @@ def checkpoints(
         reported = [r for r in invocation.get_results() if isinstance(r, dg.MaterializeResult)]
         for key, value in (reported[-1].metadata if reported else {}).items():
             metadata[f"{name}_{key}"] = value
-    curves = loss_curves(checkpoints_dir(config), names)
+    folder = checkpoints_dir(config.data_dir)
+    curves = loss_curves(folder, names)
     if curves is not None:
         metadata["loss_curves"] = curves
-    metadata["path"] = dg.MetadataValue.path(str(checkpoints_dir(config)))
-    mark_global_done(config, "checkpoints")
-    return dg.MaterializeResult(metadata=metadata)
+    metadata["path"] = dg.MetadataValue.path(str(folder))
+    finals = [p for name in names for p in files_under(folder / name / "final")]
+    return materialize_files(context, config, finals, metadata)
+
+
+def code_versions(config) -> dict[str, str]:
+    import snowcoder_train
+    from snowcoder_assets.versions import code_version
+    from snowcoder_train import checkpoint, data, distributed, model, report, schedule, train
+    from snowcoder_train import manifest as train_manifest
+
+    modules = [snowcoder_train, checkpoint, data, distributed, model, report, schedule, train]
+    return {"checkpoints": code_version([*modules, train_manifest], config.training)}

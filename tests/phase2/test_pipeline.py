@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 from snowcoder_assets.cli import main
 from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import lineage_db_path
-from snowcoder_assets.phase2.stages import annotator_dir, read_selection, topk_dir
-from snowcoder_assets.runner import materialize
+from snowcoder_assets.layout import annotator_dir, topk_dir
+from snowcoder_assets.phase2.topk_corpus import read_selection
+from snowcoder_assets.orchestration.materialize import materialize
 from tests.corpora import local_dir_source, write_config
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

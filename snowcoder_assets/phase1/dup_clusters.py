@@ -1,17 +1,19 @@
-"""The global dedup step: exact groups and MinHash clusters over every partition's stored keys.
+"""`dup_clusters`: exact groups and MinHash clusters over every partition's stored keys.
 
 It reads only small per-file keys (normalized content hash, band hashes; signatures of candidate
-pairs alone), never file contents. Decisions are written per partition, each with a digest, so
-`deduped_files` re-runs only where a partition's decisions changed.
+pairs alone), never file contents, and writes each partition's decisions to its own file. The
+asset reports, per partition, the digest of those decisions as the data version of
+`dedup_decisions[<partition>]`, and only for partitions whose decisions changed: so
+`deduped_files` re-runs where decisions really changed, not in every partition.
 
 Survivor rule: in every group the representative is chosen by `choose_representative` (most
 stars, most permissive license, earliest source, then source/repo/path), except that a file that
-survived the previous run (an *incumbent*) is preferred over a newcomer. So adding a shard never
-drops a file that was already in the corpus, even when a new copy would be the better
-representative: the new copy is dropped instead, and existing partitions are not recomputed.
-Only when a new file bridges two old clusters does one old survivor lose (its partition re-runs).
-A fresh run (`snowcoder materialize --all-partitions` after deleting `data/dup_clusters`) gives
-the canonical choice.
+survived the previous run (an *incumbent*, read from this asset's own previous output) is
+preferred over a newcomer. So adding a shard never drops a file that was already in the corpus,
+even when a new copy would be the better representative: the new copy is dropped instead, and
+existing partitions keep their decisions. Only when a new file bridges two old clusters does one
+old survivor lose (its partition's decisions change). Deleting `data/dup_clusters` gives the
+canonical choice on the next run.
 """
 
 from __future__ import annotations
@@ -26,15 +28,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from snowcoder_assets.config import SnowcoderConfig, partition_key
-from snowcoder_assets.io import read_json, write_json, write_table
-from snowcoder_assets.layout import lineage_part_path
+from snowcoder_assets.config import SnowcoderConfig, split_partition_key
+from snowcoder_assets.io import digest, write_table
+from snowcoder_assets.layout import dedup_dir, lineage_part_path
 from snowcoder_assets.lineage.schemas import DUP_CLUSTERS_SCHEMA
-from snowcoder_assets.stages import digest
+from snowcoder_assets.phase1.file_signals import minhash_path
+from snowcoder_assets.phase1.filtered_files import FILTERED_SCHEMA, filtered_path
 
-DUP_STAGE = "dup_clusters"
-FILTER_STAGE = "filtered_files"
-SIGNALS_STAGE = "file_signals"
 DROPPED_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),
@@ -43,6 +43,7 @@ DROPPED_SCHEMA = pa.schema(
         ("detail", pa.string()),
     ]
 )
+STATE_FILE = "state.parquet"
 Log = Callable[[str], None]
 
 
@@ -52,55 +53,37 @@ class DedupSummary:
     exact_dropped: int = 0
     near_dropped: int = 0
     cluster_sizes: Counter[int] = field(default_factory=Counter)
-    partitions_changed: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)  # partition -> decisions digest
+    written: list[str] = field(default_factory=list)  # partitions whose decision file was written
 
 
-def dedup_dir(config: SnowcoderConfig) -> Path:
-    return config.data_dir / DUP_STAGE / str(config.dedup.minhash)
+def output_dir(config: SnowcoderConfig) -> Path:
+    return dedup_dir(config.data_dir, str(config.dedup.minhash))
 
 
-def _decisions_path(config: SnowcoderConfig, source: str, shard: str) -> Path:
-    return dedup_dir(config) / source / f"{shard}.parquet"
-
-
-def partition_decisions_digest(config: SnowcoderConfig, source: str, shard: str) -> str | None:
-    manifest = dedup_dir(config) / "manifest.json"
-    if not manifest.is_file():
-        return None
-    return read_json(manifest).get(partition_key(source, shard))
+def decisions_path(config: SnowcoderConfig, source: str, shard: str) -> Path:
+    return output_dir(config) / source / f"{shard}.parquet"
 
 
 def load_partition_decisions(
     config: SnowcoderConfig, source: str, shard: str
 ) -> dict[str, tuple[str, str, str]]:
     """doc_id -> (stage, reason, detail) for the partition's files that dedup drops."""
-    path = _decisions_path(config, source, shard)
+    path = decisions_path(config, source, shard)
     if not path.is_file():
-        return {}
+        raise FileNotFoundError(
+            f"{path}: no dedup decisions for {source}/{shard}; materialize dup_clusters first"
+        )
     rows = pl.read_parquet(path).to_dicts()
     return {r["doc_id"]: (r["stage"], r["reason"], r["detail"]) for r in rows}
 
 
-def filtered_partitions(config: SnowcoderConfig) -> list[tuple[str, str]]:
-    """(source, shard) of every registered shard whose filter stage has finished."""
-    from snowcoder_assets.phase1.per_file import finished_partitions
-
-    return finished_partitions(config, FILTER_STAGE)
-
-
-def dup_clusters_input_digest(config: SnowcoderConfig) -> str:
-    from snowcoder_assets.stages import output_digest
-
-    inputs = [
-        (s, h, output_digest(config.data_dir, FILTER_STAGE, s, h))
-        for s, h in filtered_partitions(config)
-    ]
-    return digest(DUP_STAGE, config.dedup.model_dump(mode="json"), inputs)
-
-
-def run_dup_clusters(config: SnowcoderConfig, log: Log) -> DedupSummary:
-    """Cluster every filtered file, write per-partition decisions, the manifest and the state."""
-    partitions = filtered_partitions(config)
+def run_dup_clusters(
+    config: SnowcoderConfig, partitions: list[str], recorded: dict[str, str], log: Log
+) -> DedupSummary:
+    """Cluster every filtered file of `partitions`; write the decision file of each partition
+    whose decisions differ from `recorded` (partition -> digest the instance holds), the
+    cluster lineage and the survivor state."""
     summary = DedupSummary()
     docs = _load_docs(config, partitions)
     summary.docs = docs.height
@@ -109,16 +92,14 @@ def run_dup_clusters(config: SnowcoderConfig, log: Log) -> DedupSummary:
     if config.dedup.exact:
         _exact(docs, dropped, clusters, summary)
     if config.dedup.near:
-        log(f"near dedup over {docs.height - len(dropped)} files")
+        log(f"near dedup over {docs.height - len(dropped)} files of {len(partitions)} partitions")
         _near(config, docs, partitions, dropped, clusters, summary)
-    summary.partitions_changed = _write(config, partitions, docs, dropped, clusters)
+    _write(config, partitions, recorded, docs, dropped, clusters, summary)
     return summary
 
 
-def _load_docs(config: SnowcoderConfig, partitions: list[tuple[str, str]]) -> pl.DataFrame:
-    from snowcoder_assets.phase1.per_file import FILTERED_SCHEMA, stage_path
-
-    paths = [str(stage_path(config.data_dir, FILTER_STAGE, s, h)) for s, h in partitions]
+def _load_docs(config: SnowcoderConfig, partitions: list[str]) -> pl.DataFrame:
+    paths = [str(filtered_path(config.data_dir, *split_partition_key(p))) for p in partitions]
     order = {s.name: i for i, s in enumerate(config.sources)}
     if not paths:
         return (
@@ -127,7 +108,7 @@ def _load_docs(config: SnowcoderConfig, partitions: list[tuple[str, str]]) -> pl
             .with_columns(source_order=pl.lit(0), incumbent=pl.lit(False))
         )
     docs = pl.read_parquet(paths).sort("doc_id").with_row_index("doc_index")
-    state = dedup_dir(config) / "state.parquet"
+    state = output_dir(config) / STATE_FILE
     previous = (
         pl.read_parquet(state)["doc_id"] if state.is_file() else pl.Series([], dtype=pl.String)
     )
@@ -146,15 +127,17 @@ def _pick(members: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _settle(
     members: list[dict[str, Any]],
-    cluster_id: str,
+    cluster_id: str | None,
     method: str,
     similarity: Callable[[dict, dict], float],
     dropped: dict,
     clusters: list,
     summary: DedupSummary,
 ) -> int:
-    """Keep one member of a cluster, drop the others with their reason; the number dropped."""
+    """Keep one member of a cluster, drop the others with their reason; the number dropped.
+    A cluster without a natural id (near duplicates) is named after its representative."""
     rep = _pick(members)
+    cluster_id = cluster_id or f"{method}:{rep['doc_id']}"
     summary.cluster_sizes[len(members)] += 1
     for m in members:
         sim = similarity(m, rep)
@@ -182,19 +165,18 @@ def _exact(docs: pl.DataFrame, dropped: dict, clusters: list, summary: DedupSumm
 def _near(
     config: SnowcoderConfig,
     docs: pl.DataFrame,
-    partitions: list[tuple[str, str]],
+    partitions: list[str],
     dropped: dict,
     clusters: list,
     summary: DedupSummary,
 ) -> None:
     from snowcoder_assets.phase1.minhash import candidate_pairs, cluster, estimate_jaccard
-    from snowcoder_assets.phase1.per_file import stage_path
 
     survivors = docs.filter(~pl.col("doc_id").is_in(list(dropped)))
     if survivors.height < 2:
         return
     minhash_paths = [
-        str(stage_path(config.data_dir, SIGNALS_STAGE, s, h, ".minhash")) for s, h in partitions
+        str(minhash_path(config.data_dir, *split_partition_key(p))) for p in partitions
     ]
     index = survivors.select("doc_id", "doc_index")
     bands = (
@@ -233,13 +215,11 @@ def _near(
         pair = lookup(np.array([member["doc_index"], rep["doc_index"]]))
         return estimate_jaccard(pair[0], pair[1])
 
-    doc_ids = docs["doc_id"]
-    for root, member_idx in sorted(members_by_root.items()):
+    for _root, member_idx in sorted(members_by_root.items()):
         if len(member_idx) >= 2:
             summary.near_dropped += _settle(
-                docs[member_idx].to_dicts(), f"near:{doc_ids[root]}", "near", similarity,
-                dropped, clusters, summary,
-            )  # fmt: skip
+                docs[member_idx].to_dicts(), None, "near", similarity, dropped, clusters, summary
+            )
 
 
 def _cluster_row(
@@ -257,12 +237,15 @@ def _cluster_row(
 
 def _write(
     config: SnowcoderConfig,
-    partitions: list[tuple[str, str]],
+    partitions: list[str],
+    recorded: dict[str, str],
     docs: pl.DataFrame,
     dropped: dict,
     clusters: list,
-) -> list[str]:
-    """Per-partition decision and lineage files, the manifest and the survivor state."""
+    summary: DedupSummary,
+) -> None:
+    """Per-partition decision and cluster lineage files (only where they changed), then the
+    survivor state the next run treats as incumbents."""
     partition_of = dict(zip(docs["doc_id"].to_list(), docs["partition"].to_list(), strict=True))
     by_partition: dict[str, list[dict]] = {}
     for doc_id, (stage, reason, detail) in sorted(dropped.items()):
@@ -272,28 +255,28 @@ def _write(
     clusters_by_partition: dict[str, list[dict]] = {}
     for row in clusters:
         clusters_by_partition.setdefault(row.pop("partition"), []).append(row)
-    old = (
-        read_json(dedup_dir(config) / "manifest.json")
-        if (dedup_dir(config) / "manifest.json").is_file()
-        else {}
-    )
-    manifest, changed = {}, []
-    for source, shard in partitions:
-        key = partition_key(source, shard)
+    for key in partitions:
+        source, shard = split_partition_key(key)
         rows = by_partition.get(key, [])
-        manifest[key] = digest(rows)
-        if manifest[key] != old.get(key) or not _decisions_path(config, source, shard).is_file():
-            changed.append(key)
-            write_table(
-                _decisions_path(config, source, shard),
-                pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA),
-            )
         members = sorted(clusters_by_partition.get(key, []), key=lambda r: r["doc_id"])
-        write_table(
+        summary.digests[key] = digest(rows)
+        target = decisions_path(config, source, shard)
+        if summary.digests[key] != recorded.get(key) or not target.is_file():
+            summary.written.append(key)
+            write_table(target, pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA))
+        _write_if_changed(
             lineage_part_path(config.data_dir, "dup_clusters", "dedup", source, shard),
             pa.Table.from_pylist(members, schema=DUP_CLUSTERS_SCHEMA),
         )
     survivors = docs.filter(~pl.col("doc_id").is_in(list(dropped))).select("doc_id")
-    write_table(dedup_dir(config) / "state.parquet", survivors.to_arrow())
-    write_json(dedup_dir(config) / "manifest.json", manifest)
-    return changed
+    write_table(output_dir(config) / STATE_FILE, survivors.to_arrow())
+
+
+def _write_if_changed(path: Path, table: pa.Table) -> None:
+    """Cluster ids of untouched partitions can still move (a union-find root changed): compare
+    with the file on disk and rewrite only when the rows differ."""
+    import pyarrow.parquet as pq
+
+    if path.is_file() and pq.read_table(path).equals(table):
+        return
+    write_table(path, table)

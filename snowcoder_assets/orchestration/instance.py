@@ -1,0 +1,92 @@
+"""Which Dagster instance a configuration uses: one per `data_dir`.
+
+Unless `DAGSTER_HOME` is set, the instance lives in `<data_dir>/dagster_home/`, created from the
+project's template (`dagster_home/dagster.yaml`) on first use, so two configurations with
+different data never share partitions, runs or staleness. An instance given by `DAGSTER_HOME`
+is bound to the first data_dir that uses it; another data_dir is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from snowcoder_assets.config import SnowcoderConfig, project_root
+from snowcoder_assets.io import atomic_path
+from snowcoder_assets.layout import instance_dir
+
+BINDING_KEY = "snowcoder/data_dir"
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+HEARTBEAT_FRESH_S = 60.0  # Dagster daemons beat every 30 s
+
+
+class InstanceMismatch(ValueError):
+    """The instance in DAGSTER_HOME records another data_dir's runs."""
+
+
+def template_path() -> Path:
+    return project_root() / "dagster_home" / "dagster.yaml"
+
+
+def instance_home(config: SnowcoderConfig) -> Path:
+    explicit = os.environ.get("DAGSTER_HOME")
+    return Path(explicit).expanduser().resolve() if explicit else instance_dir(config.data_dir)
+
+
+def use_instance(config: SnowcoderConfig) -> Path:
+    """Point DAGSTER_HOME (for this process and its children) at the configuration's instance,
+    creating the folder and its dagster.yaml when missing."""
+    home = instance_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.is_file():
+        write_settings(settings)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def write_settings(target: Path) -> None:
+    """The template with `max_concurrent_runs` = this machine's cores."""
+    settings = yaml.safe_load(template_path().read_text())
+    settings.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
+        os.cpu_count() or 1
+    )
+    with atomic_path(target) as tmp:
+        tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def open_instance(config: SnowcoderConfig) -> dg.DagsterInstance:
+    """The configuration's instance, checked to belong to its data_dir."""
+    use_instance(config)
+    instance = dg.DagsterInstance.get()
+    check_instance(instance, config)
+    return instance
+
+
+def check_instance(instance: dg.DagsterInstance, config: SnowcoderConfig) -> None:
+    """Refuse an instance shared with another data_dir (one not living in this data_dir)."""
+    home = instance.root_directory
+    if home and Path(home).resolve() != instance_dir(config.data_dir).resolve():
+        _check_binding(instance, config.data_dir, Path(home))
+
+
+def _check_binding(instance: dg.DagsterInstance, data_dir: Path, home: Path) -> None:
+    bound = instance.run_storage.get_cursor_values({BINDING_KEY}).get(BINDING_KEY)
+    if bound is None:
+        instance.run_storage.set_cursor_values({BINDING_KEY: str(data_dir)})
+    elif Path(bound) != data_dir:
+        raise InstanceMismatch(
+            f"the Dagster instance in DAGSTER_HOME={home} records the runs of data_dir {bound}, "
+            f"not {data_dir}: unset DAGSTER_HOME (each data_dir then keeps its own instance in "
+            f"<data_dir>/dagster_home) or point it at an instance for {data_dir}"
+        )
+
+
+def queue_daemon_running(instance: dg.DagsterInstance) -> bool:
+    """True when a daemon (`dagster dev`, `dagster-daemon run`) dequeues this instance's runs."""
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    return beat is not None and time.time() - beat.timestamp < HEARTBEAT_FRESH_S

@@ -1,0 +1,143 @@
+"""Reading what the Dagster instance recorded: latest materializations, versions, tags.
+
+Every question about "what ran, on what" goes through these few functions, in bulk (one query
+per asset for all its partitions), so planning stays cheap as partitions grow. The tag names
+are Dagster's own (`dagster/code_version`, `dagster/data_version`, `dagster/input_...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+    get_input_data_version_tag,
+    get_input_event_pointer_tag,
+)
+
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
+CHUNK = 500  # storage ids per query (SQLite limits bound variables)
+
+
+@dataclass(frozen=True)
+class Materialization:
+    """The parts of one materialization event the planner and the stages use."""
+
+    storage_id: int
+    partition: str | None
+    run_id: str
+    tags: Mapping[str, str]
+    metadata: Mapping[str, Any]
+
+    @property
+    def code_version(self) -> str | None:
+        return self.tags.get(CODE_VERSION_TAG)
+
+    @property
+    def data_version(self) -> str | None:
+        return self.tags.get(DATA_VERSION_TAG)
+
+    def input_data_version(self, key: dg.AssetKey) -> str | None:
+        return self.tags.get(get_input_data_version_tag(key))
+
+    def input_event_pointer(self, key: dg.AssetKey) -> int | None:
+        value = self.tags.get(get_input_event_pointer_tag(key))
+        return int(value) if value and value.isdigit() else None
+
+
+def data_version_tags(version: str) -> dict[str, str]:
+    """Tags that give a reported (runless or logged) materialization its data version."""
+    return {DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"}
+
+
+def latest_storage_ids(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool
+) -> dict[str | None, int]:
+    """Storage id of the latest materialization of each partition (or of the asset)."""
+    if partitioned:
+        return dict(instance.get_latest_storage_id_by_partition(key, MATERIALIZATION))
+    records = instance.get_asset_records([key])
+    entry = records[0].asset_entry if records else None
+    if entry is None or entry.last_materialization_record is None:
+        return {}
+    return {None: entry.last_materialization_record.storage_id}
+
+
+def latest_materializations(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool
+) -> dict[str | None, Materialization]:
+    """The latest materialization of each partition (or of the asset), fetched in bulk."""
+    ids = latest_storage_ids(instance, key, partitioned)
+    out: dict[str | None, Materialization] = {}
+    wanted = sorted(ids.values())
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start : start + CHUNK]
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, storage_ids=chunk), limit=len(chunk)
+        )
+        for record in result.records:
+            out[record.partition_key] = _materialization(record)
+    return out
+
+
+def latest_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, str]:
+    """Data version of the latest materialization of each partition (one indexed query)."""
+    tags = instance.event_log_storage.get_latest_tags_by_partition(
+        key, MATERIALIZATION, [DATA_VERSION_TAG]
+    )
+    return {p: t[DATA_VERSION_TAG] for p, t in tags.items() if DATA_VERSION_TAG in t}
+
+
+def version_before(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None, storage_id: int
+) -> str | None:
+    """The data version `key` (partition) had just before event `storage_id`; None if none."""
+    record = instance.get_latest_data_version_record(
+        key, is_source=False, partition_key=partition, before_cursor=storage_id
+    )
+    if record is None:
+        return None
+    return (record.event_log_entry.tags or {}).get(DATA_VERSION_TAG)
+
+
+def updated_since(
+    instance: dg.DagsterInstance, key: dg.AssetKey, storage_id: int | None
+) -> set[str]:
+    """Partitions of `key` materialized after event `storage_id` with a new data version."""
+    latest = latest_storage_ids(instance, key, partitioned=True)
+    if storage_id is None:
+        return set(latest)
+    newer = {p for p, sid in latest.items() if sid > storage_id}
+    now = latest_data_versions(instance, key)
+    return {p for p in newer if now.get(p) != version_before(instance, key, p, storage_id + 1)}
+
+
+def own_latest(context: dg.AssetExecutionContext) -> Materialization | None:
+    """This asset's previous materialization, as the running step sees it."""
+    found = latest_materializations(context.instance, context.asset_key, partitioned=False)
+    return found.get(None)
+
+
+def materialized_partitions(
+    instance: dg.DagsterInstance, key: str | dg.AssetKey, registered: Iterable[str]
+) -> list[str]:
+    """Registered partitions of `key` that the instance has a materialization of, in order."""
+    done = instance.get_materialized_partitions(dg.AssetKey.from_coercible(key))
+    return [p for p in registered if p in done]
+
+
+def _materialization(record: dg.EventLogRecord) -> Materialization:
+    entry = record.event_log_entry
+    materialization = entry.asset_materialization
+    return Materialization(
+        storage_id=record.storage_id,
+        partition=record.partition_key,
+        run_id=entry.run_id,
+        tags=dict(entry.tags or {}),
+        metadata=dict(materialization.metadata) if materialization else {},
+    )
