@@ -9,17 +9,15 @@ import pytest
 from snowcoder_assets.cli import main
 
 
-def test_cli_explain_stats_and_discover(dagster_home, hostile_config, capsys):
+def test_cli_explain_stats_and_discover(hostile_config, capsys):
     config_path, _ = hostile_config
     assert main(["--config", str(config_path), "discover"]) == 0
-    assert "hostile/00000" in capsys.readouterr().out
-    assert (
-        main(
-            ["--config", str(config_path), "materialize", "--select", "raw_files", "--workers", "1"]
-        )
-        == 0
-    )
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "hostile/00000" in out and out.rstrip().endswith("new")
+    assert main(["--config", str(config_path), "materialize", "--select", "raw_files"]) == 0
+    assert "done in" in capsys.readouterr().out
+    assert main(["--config", str(config_path), "discover"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("unchanged")
     assert main(["--config", str(config_path), "explain", "bad/binary.py"]) == 0
     out = capsys.readouterr().out
     assert "bad/binary.py" in out and "[ingest] DROPPED: binary" in out
@@ -38,7 +36,7 @@ def test_cli_bad_config_fails_before_work_with_file_and_key(tmp_path: Path, caps
     assert not (tmp_path / "data").exists()
 
 
-def test_cli_invalid_selection_is_a_clear_error(dagster_home, hostile_config, capsys):
+def test_cli_invalid_selection_is_a_clear_error(hostile_config, capsys):
     assert main(["--config", str(hostile_config[0]), "materialize", "--select", "nosuch"]) == 2
     assert "nosuch" in capsys.readouterr().err
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -134,18 +133,15 @@ def _log_tail(log: Path, chars: int = 4000) -> str:
 
 @pytest.mark.slow
 def test_ui_serves_assets_and_stops_with_all_children(tmp_path: Path) -> None:
-    config = _write_config(tmp_path)
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    config = _write_config(tmp_path)  # no DAGSTER_HOME: the instance is <data_dir>/dagster_home
     temp_dir = tmp_path / "tmp"  # dagster dev's temporary workspace file goes here, not /tmp
     temp_dir.mkdir()
     env = {
         **os.environ,
         "SNOWCODER_CONFIG": str(config),
-        "DAGSTER_HOME": str(dagster_home),
         "TMPDIR": str(temp_dir),
     }
+    env.pop("DAGSTER_HOME", None)
     port = _free_port()
     log = tmp_path / "ui.log"
 

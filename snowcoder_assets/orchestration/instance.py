@@ -24,6 +24,9 @@ QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
 HEARTBEAT_FRESH_S = 60.0  # Dagster daemons beat every 30 s
 
 
+_SET_HERE: dict[str, str] = {}  # the DAGSTER_HOME this process chose itself (not the user's)
+
+
 class InstanceMismatch(ValueError):
     """The instance in DAGSTER_HOME records another data_dir's runs."""
 
@@ -33,8 +36,11 @@ def template_path() -> Path:
 
 
 def instance_home(config: SnowcoderConfig) -> Path:
+    """DAGSTER_HOME when the user set it, else `<data_dir>/dagster_home`."""
     explicit = os.environ.get("DAGSTER_HOME")
-    return Path(explicit).expanduser().resolve() if explicit else instance_dir(config.data_dir)
+    if explicit and explicit != _SET_HERE.get("home"):
+        return Path(explicit).expanduser().resolve()
+    return instance_dir(config.data_dir).resolve()
 
 
 def use_instance(config: SnowcoderConfig) -> Path:
@@ -45,7 +51,7 @@ def use_instance(config: SnowcoderConfig) -> Path:
     settings = home / "dagster.yaml"
     if not settings.is_file():
         write_settings(settings)
-    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = _SET_HERE["home"] = str(home)
     return home
 
 
@@ -68,21 +74,18 @@ def open_instance(config: SnowcoderConfig) -> dg.DagsterInstance:
 
 
 def check_instance(instance: dg.DagsterInstance, config: SnowcoderConfig) -> None:
-    """Refuse an instance shared with another data_dir (one not living in this data_dir)."""
-    home = instance.root_directory
-    if home and Path(home).resolve() != instance_dir(config.data_dir).resolve():
-        _check_binding(instance, config.data_dir, Path(home))
-
-
-def _check_binding(instance: dg.DagsterInstance, data_dir: Path, home: Path) -> None:
+    """Bind the instance to the data_dir on first use; refuse one bound to another data_dir,
+    unless it lives inside this data_dir (a moved data_dir takes its instance along)."""
+    home = Path(instance.root_directory or ".").resolve()
+    own = home == instance_dir(config.data_dir).resolve()
     bound = instance.run_storage.get_cursor_values({BINDING_KEY}).get(BINDING_KEY)
-    if bound is None:
-        instance.run_storage.set_cursor_values({BINDING_KEY: str(data_dir)})
-    elif Path(bound) != data_dir:
+    if bound is None or (own and Path(bound) != config.data_dir):
+        instance.run_storage.set_cursor_values({BINDING_KEY: str(config.data_dir)})
+    elif Path(bound) != config.data_dir:
         raise InstanceMismatch(
             f"the Dagster instance in DAGSTER_HOME={home} records the runs of data_dir {bound}, "
-            f"not {data_dir}: unset DAGSTER_HOME (each data_dir then keeps its own instance in "
-            f"<data_dir>/dagster_home) or point it at an instance for {data_dir}"
+            f"not {config.data_dir}: unset DAGSTER_HOME (each data_dir then keeps its own "
+            f"instance in <data_dir>/dagster_home) or point it at an instance for this data_dir"
         )
 
 

@@ -1,21 +1,27 @@
-"""Phase 1 end to end through Dagster on a planted corpus: every file reaches the corpus or has
-its reason; duplicates leave one survivor; benchmark copies go; a new shard runs alone."""
+"""Phase 1 end to end through the Dagster instance on a planted corpus: every file reaches the
+corpus or has its reason; duplicates leave one survivor; benchmark copies go; a new shard runs
+alone, in one run, and no existing partition's per-file stage runs again."""
 
 from __future__ import annotations
 
 import sysconfig
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from snowcoder_assets.config import load_config
-from snowcoder_assets.layout import lineage_db_path
-from snowcoder_assets.phase1.corpus import FILE_SEPARATOR, corpus_dir
+from snowcoder_assets.layout import corpus_dir, lineage_db_path
+from snowcoder_assets.orchestration.instance import open_instance
+from snowcoder_assets.orchestration.materialize import materialize
+from snowcoder_assets.phase1.corpus import FILE_SEPARATOR
 from snowcoder_assets.phase1.minhash import shingle_sets
-from snowcoder_assets.runner import materialize
 from tests.corpora import local_dir_source, write_config
+
+PER_PARTITION = ["raw_files", "file_signals", "filtered_files", "deduped_files",
+                 "decontaminated_files"]  # fmt: skip
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 PHASE1 = "*phase1_corpus"  # the corpus and everything upstream of it
@@ -113,7 +119,7 @@ def _status(data_dir: Path) -> dict[str, tuple[bool, str | None]]:
 
 
 @pytest.fixture
-def planted(tmp_path: Path, dagster_home) -> tuple[Path, dict]:
+def planted(tmp_path: Path) -> tuple[Path, dict]:
     corpus = tmp_path / "corpus"
     expected = build_planted_corpus(corpus)
     return corpus, expected
@@ -123,9 +129,9 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
     corpus, expected = planted
     config = load_config(_config(tmp_path, corpus))
     lines: list[str] = []
-    assert materialize(config, PHASE1, workers=2, echo=lines.append), lines
+    assert materialize(config, PHASE1, echo=lines.append).ok, lines
     assert _status(config.data_dir) == expected
-    documents = pq.read_table(corpus_dir(config)).to_pylist()
+    documents = pq.read_table(corpus_dir(config.data_dir)).to_pylist()
     by_repo = {(d["repo"], d["lang"]): d for d in documents}
     alpha = by_repo[("alpha", "python")]
     assert alpha["num_files"] == 3
@@ -146,39 +152,44 @@ def test_phase1_two_runs_give_identical_outputs(tmp_path, planted):
     outputs = []
     for name in ("run_a", "run_b"):
         config = load_config(_config(tmp_path, corpus, name))
-        assert materialize(config, PHASE1, workers=1, echo=lambda _: None)
-        table = pq.read_table(corpus_dir(config)).sort_by("document_id")
+        assert materialize(config, PHASE1, echo=lambda _: None).ok
+        table = pq.read_table(corpus_dir(config.data_dir)).sort_by("document_id")
         outputs.append((table.to_pylist(), sorted(_status(config.data_dir).items())))
     assert outputs[0] == outputs[1]
+
+
+def _latest_ids(instance: dg.DagsterInstance) -> dict[str, dict[str, int]]:
+    return {
+        name: dict(instance.get_latest_storage_id_by_partition(
+            dg.AssetKey(name), dg.DagsterEventType.ASSET_MATERIALIZATION
+        ))
+        for name in PER_PARTITION
+    }  # fmt: skip
 
 
 def test_phase1_new_shard_runs_alone_and_its_duplicates_are_caught(tmp_path, planted):
     corpus, expected = planted
     config = load_config(_config(tmp_path, corpus))
-    assert materialize(config, PHASE1, workers=2, echo=lambda _: None)
-    markers = {  # per-partition completion markers (global stages keep theirs in _markers/)
-        p: p.stat().st_mtime_ns
-        for p in config.data_dir.rglob("*.done.json")
-        if "_markers" not in p.parts
-    }
+    assert materialize(config, PHASE1, echo=lambda _: None).ok
+    instance = open_instance(config)
+    before = _latest_ids(instance)
 
     (corpus / "delta").mkdir()
     (corpus / "delta" / "shlex_copy.py").write_text(_stdlib("shlex.py"))
     (corpus / "delta" / "new.py").write_text("def brand_new():\n    return 'hello'\n")
     lines: list[str] = []
-    assert materialize(config, PHASE1, workers=2, echo=lines.append), lines
-    total = len({p.split("/")[0] for p in expected}) + 1  # repos, one shard each
-    assert (
-        f"raw_files, file_signals, filtered_files: 1 of {total} partitions to run "
-        f"({total - 1} up to date)" in lines
-    )
-    assert (
-        f"deduped_files, decontaminated_files: 1 of {total} partitions to run "
-        f"({total - 1} up to date)" in lines
-    )
+    outcome = materialize(config, PHASE1, echo=lines.append)
+    assert outcome.ok, lines
+    assert len(outcome.runs) == 1, lines  # the new shard's chain and both global stages
+    plan = next(line for line in lines if line.startswith("plan:"))
+    assert "dup_clusters (1 upstream re-runs)" in plan and "phase1_corpus (1 upstream" in plan
     status = _status(config.data_dir)
     assert status["delta/shlex_copy.py"] == (False, "exact_duplicate")
     assert status["delta/new.py"] == (True, None)
     assert {k: v for k, v in status.items() if not k.startswith("delta/")} == expected
-    unchanged = {p: m for p, m in markers.items() if p.stat().st_mtime_ns == m}
-    assert len(unchanged) == len(markers)  # no existing partition re-ran any stage
+    after = _latest_ids(instance)
+    for name in PER_PARTITION:  # no existing partition's per-file stage ran again
+        assert {p: i for p, i in after[name].items() if p in before[name]} == before[name]
+        assert set(after[name]) - set(before[name]) == {"planted/00003"}
+    again = materialize(config, PHASE1, echo=lambda _: None)
+    assert again.ok and again.runs == []  # nothing changed: no run

@@ -1,4 +1,5 @@
-"""raw_files through Dagster on hostile corpora: nothing lost, incremental, sensor-driven."""
+"""raw_files through the Dagster instance on hostile corpora: nothing lost, incremental, and the
+discovery sensor reports exactly the new and changed shards."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import lineage_db_path, raw_shard_path
+from snowcoder_assets.orchestration.instance import open_instance
+from snowcoder_assets.orchestration.materialize import materialize
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
-from snowcoder_assets.runner import materialize
 from tests.corpora import count_entries
 
 RAW = dg.AssetKey("raw_files")
@@ -32,11 +34,17 @@ def _materialized_partitions(instance: dg.DagsterInstance) -> list[str]:
     return sorted(r.partition_key for r in records.records)
 
 
-def test_raw_files_records_every_file_on_disk_with_its_reason(dagster_home, hostile_config):
+def _quiet(config, selection: str = "raw_files"):
+    outcome = materialize(config, selection, echo=lambda _: None)
+    assert outcome.ok
+    return outcome
+
+
+def test_raw_files_records_every_file_on_disk_with_its_reason(hostile_config):
     config_path, folder = hostile_config
     config = load_config(config_path)
     lines: list[str] = []
-    assert materialize(config, "raw_files", workers=2, echo=lines.append)
+    assert materialize(config, "raw_files", echo=lines.append).ok, lines
     status = _status(config.data_dir)
     assert len(status) == count_entries(folder)
     from tests.corpora import HOSTILE_EXPECTED
@@ -51,11 +59,9 @@ def test_raw_files_records_every_file_on_disk_with_its_reason(dagster_home, host
     assert "secret" not in " ".join(r["content"] for r in raw).lower()
 
 
-def test_lineage_db_opens_from_another_directory(
-    dagster_home, hostile_config, tmp_path, monkeypatch
-):
+def test_lineage_db_opens_from_another_directory(hostile_config, tmp_path, monkeypatch):
     config = load_config(hostile_config[0])
-    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    _quiet(config)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -73,11 +79,11 @@ def test_lineage_db_opens_from_another_directory(
     } <= tables
 
 
-def test_new_repository_processes_only_its_new_shard(dagster_home, hostile_config):
+def test_new_repository_processes_only_its_new_shard(hostile_config):
     config_path, folder = hostile_config
     config = load_config(config_path)
-    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
-    instance = dg.DagsterInstance.get()
+    _quiet(config)
+    instance = open_instance(config)
     first = _materialized_partitions(instance)
     old_shard = raw_shard_path(config.data_dir, "hostile", "00000")
     old_mtime = old_shard.stat().st_mtime_ns
@@ -85,50 +91,60 @@ def test_new_repository_processes_only_its_new_shard(dagster_home, hostile_confi
     (folder / "newrepo").mkdir()
     (folder / "newrepo" / "new.py").write_text("NEW = 1\n")
     lines: list[str] = []
-    assert materialize(config, "raw_files", workers=1, echo=lines.append)
-    assert "raw_files: 1 of 2 partitions to run (1 up to date)" in lines
+    outcome = materialize(config, "raw_files", echo=lines.append)
+    assert outcome.ok and len(outcome.runs) == 1, lines
+    assert any(
+        line.startswith("plan: 1 asset partitions in 1 runs: raw_files (1 missing)")
+        for line in lines
+    ), lines
     assert _materialized_partitions(instance) == sorted([*first, "hostile/00001"])
     assert old_shard.stat().st_mtime_ns == old_mtime
     assert _status(config.data_dir)["newrepo/new.py"] == (True, None)
     assert len(_status(config.data_dir)) == count_entries(folder)
 
 
-def test_changed_repository_is_ingested_again(dagster_home, hostile_config):
+def test_changed_repository_is_ingested_again_and_nothing_else_runs(hostile_config):
     config_path, folder = hostile_config
     config = load_config(config_path)
-    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    _quiet(config)
     (folder / "good" / "main.py").unlink()
     lines: list[str] = []
-    assert materialize(config, "raw_files", workers=1, echo=lines.append)
-    assert "raw_files: 1 of 1 partitions to run (0 up to date)" in lines
+    assert materialize(config, "raw_files", echo=lines.append).ok
+    assert any("raw_files (1 new upstream data)" in line for line in lines), lines
     assert "good/main.py" not in _status(config.data_dir)
+    assert _quiet(config).runs == []  # unchanged now: no run at all
 
 
-def test_sensor_requests_new_and_changed_shards_once(dagster_home, hostile_config):
+def test_sensor_registers_new_shards_and_reports_new_and_changed_ones_once(hostile_config):
     config_path, folder = hostile_config
     config = load_config(config_path)
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(config)
     resources = {"snowcoder": SnowcoderConfigResource(config_path=str(config_path))}
 
     def evaluate() -> dg.SensorResult:
         context = dg.build_sensor_context(instance=instance, resources=resources)
-        return source_shard_sensor(context)
+        result = source_shard_sensor(context)
+        for request in result.dynamic_partitions_requests:  # what the daemon does with it
+            instance.add_dynamic_partitions("source_shards", list(request.partition_keys))
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
+        return result
 
     result = evaluate()
-    assert [r.partition_key for r in result.run_requests] == ["hostile/00000"]
+    assert result.run_requests == []  # automation (or the CLI, or the UI) runs raw_files
     assert list(result.dynamic_partitions_requests[0].partition_keys) == ["hostile/00000"]
-    instance.add_dynamic_partitions("source_shards", ["hostile/00000"])
-    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
-    assert evaluate().run_requests == []
+    assert [e.partition for e in result.asset_events] == ["hostile/00000"]
+    assert evaluate().asset_events == []
     (folder / "another").mkdir()
     (folder / "another" / "x.go").write_text("package x\n")
+    (folder / "good" / "main.py").write_text("def main():\n    return 43\n")
     result = evaluate()
-    assert [r.partition_key for r in result.run_requests] == ["hostile/00001"]
-    assert result.run_requests[0].run_key.startswith("hostile/00001@")
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["hostile/00001"]
+    assert sorted(e.partition for e in result.asset_events) == ["hostile/00000", "hostile/00001"]
 
 
 def test_killed_ingest_leaves_no_partial_files_and_reruns(
-    dagster_home, hostile_config, monkeypatch: pytest.MonkeyPatch
+    hostile_config, monkeypatch: pytest.MonkeyPatch
 ):
     from snowcoder_assets.raw import ingest as ingest_module
     from snowcoder_assets.raw.shards import discover_shards
@@ -152,14 +168,14 @@ def test_killed_ingest_leaves_no_partial_files_and_reruns(
     assert not raw_shard_path(config.data_dir, "hostile", shard.shard).exists()
     monkeypatch.setattr(ingest_module, "_row", real_row)
     stats = ingest_module.ingest_shard(config, "hostile", shard.shard)
-    assert stats.files == count_entries(hostile_config[1])
+    assert stats.files_in == count_entries(hostile_config[1])
 
 
-def test_moved_data_dir_heals_on_next_run(dagster_home, hostile_config, tmp_path):
+def test_moved_data_dir_heals_on_next_run(hostile_config, tmp_path):
     from snowcoder_assets.lineage.store import refresh_views
 
     config = load_config(hostile_config[0])
-    assert materialize(config, "raw_files", workers=1, echo=lambda _: None)
+    _quiet(config)
     moved = tmp_path / "moved"
     shutil.move(config.data_dir, moved)
     refresh_views(moved)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
+
 from snowcoder_assets.config import load_config
-from snowcoder_assets.raw.shards import discover_shards, needs_ingest
+from snowcoder_assets.raw.discovery import discover, discover_and_register
+from snowcoder_assets.raw.shards import discover_shards
 from tests.corpora import local_dir_source, write_config
 
 
@@ -63,15 +66,20 @@ def test_changed_repository_changes_only_its_shard(tmp_path: Path):
     assert after["00001"] != before["00001"]
 
 
-def test_needs_ingest_until_done_marker_matches(tmp_path: Path):
-    from snowcoder_assets.raw.ingest import ingest_shard
-
-    _repo(tmp_path / "code", "a", 1)
+def test_discovery_reports_new_and_changed_shards_to_the_instance_once(tmp_path: Path):
+    code = tmp_path / "code"
+    _repo(code, "a", 3)
+    _repo(code, "b", 3)
     config = _config(tmp_path)
-    (shard,) = discover_shards(config, "src")
-    assert needs_ingest(config, shard)
-    ingest_shard(config, "src", shard.shard)
-    assert not needs_ingest(config, shard)
+    instance = dg.DagsterInstance.ephemeral()
+    found = discover_and_register(config, instance)
+    assert found.new_partitions == ["src/00000", "src/00001"]
+    assert found.changed_keys == {"src/00000", "src/00001"}
+    assert instance.get_dynamic_partitions("source_shards") == ["src/00000", "src/00001"]
+    again = discover(config, instance)  # the instance now holds both fingerprints
+    assert again.new_partitions == [] and again.changed == []
+    (code / "b" / "f0.py").write_text("changed")
+    assert discover(config, instance).changed_keys == {"src/00001"}
 
 
 def test_vanished_repository_retires_its_shard_as_empty(tmp_path: Path):
@@ -81,16 +89,16 @@ def test_vanished_repository_retires_its_shard_as_empty(tmp_path: Path):
     _repo(code, "a", 3)
     _repo(code, "b", 3)
     config = _config(tmp_path)
-    for shard in discover_shards(config, "src"):
-        ingest_shard(config, "src", shard.shard)
+    instance = dg.DagsterInstance.ephemeral()
+    discover_and_register(config, instance)
     import shutil
 
     shutil.rmtree(code / "b")
-    shards = {s.shard: s for s in discover_shards(config, "src")}
-    assert shards["00001"].unit_keys == () and needs_ingest(config, shards["00001"])
-    assert not needs_ingest(config, shards["00000"])
-    assert ingest_shard(config, "src", "00001").files == 0
-    again = {s.shard: s for s in discover_shards(config, "src")}  # stays retired, stays done
-    assert again["00001"].unit_keys == () and not needs_ingest(config, again["00001"])
+    found = discover_and_register(config, instance)
+    shards = {s.shard: s for s in found.shards}
+    assert shards["00001"].unit_keys == () and found.changed_keys == {"src/00001"}
+    assert ingest_shard(config, "src", "00001").files_in == 0
+    again = discover(config, instance)  # stays retired, and nothing to report again
+    assert {s.shard: s for s in again.shards}["00001"].unit_keys == () and again.changed == []
     _repo(code, "c", 1)
     assert [s.unit_keys for s in discover_shards(config, "src")][-1] == ("c",)
