@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export DAGSTER_HOME := $(CURDIR)/dagster_home
+# Each data_dir keeps its own Dagster instance in <data_dir>/dagster_home (unless DAGSTER_HOME
+# is set); dagster_home/dagster.yaml is the template it starts from.
 
 VLLM_VENV := .venv-vllm
 CHECKPOINT ?= data/checkpoints/phase2/final
@@ -32,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/train.py
@@ -51,5 +53,5 @@ vllm-check: $(VLLM_VENV)/.installed
 ui: $(STAMP)
 	$(BIN)/snowcoder ui
 
-clean:
-	rm -rf data dagster_home/storage dagster_home/history dagster_home/schedules dagster_home/logs
+clean:  # the data and its Dagster instance (runs, partitions) go together
+	rm -rf data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 from snowcoder_assets.config import CONFIG_ENV_VAR, ConfigError, SnowcoderConfig, load_config
 from snowcoder_assets.layout import lineage_db_path
+from snowcoder_assets.orchestration.code_server import LaunchError
 
 DEMO_SELECTION = "*"  # publishing included: with no [hub] namespace it writes a dry run
 
@@ -32,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LookupError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except LaunchError as exc:  # a run the instance refused, a code location that fails to load
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -90,9 +95,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _materialize(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    server = _early_code_server(config)
     from snowcoder_assets.orchestration.materialize import materialize
 
-    outcome = materialize(config, args.select, args.all_partitions)
+    outcome = materialize(config, args.select, args.all_partitions, server=server)
     print(
         f"{'done' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f}s "
         f"({len(outcome.runs)} runs; runs are recorded in {_instance_home(config)})"
@@ -106,11 +112,23 @@ def _instance_home(config: SnowcoderConfig) -> Path:
     return instance_home(config)
 
 
+def _early_code_server(config: SnowcoderConfig):
+    """Started before Dagster is imported here, so it loads while this process does; stopped
+    by the materialization (or with this process, whatever happens)."""
+    from snowcoder_assets.orchestration.code_server import early_code_server
+
+    server = early_code_server(config)
+    if server is not None:
+        atexit.register(server.stop)
+    return server
+
+
 def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
+    server = _early_code_server(config)
     from snowcoder_assets.orchestration.materialize import materialize
 
-    print(f"snowcoder demo: configuration {config.config_file}")
-    outcome = materialize(config, DEMO_SELECTION)
+    print(f"snowcoder demo: configuration {config.config_file}", flush=True)
+    outcome = materialize(config, DEMO_SELECTION, server=server)
     print(f"\nmaterialized in {outcome.seconds:.1f}s ({len(outcome.runs)} runs)\n")
     _stats(args, config)
     _print_selection(config)
@@ -145,6 +163,7 @@ def _print_dry_runs(config: SnowcoderConfig) -> None:
 def _ui(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     from snowcoder_assets.ui import run_ui
 
+    os.environ[CONFIG_ENV_VAR] = str(config.config_file)  # dagster dev loads the same file
     _discover_quietly(config)  # partitions exist before anyone clicks "Materialize all"
     return run_ui(args.host, args.port)
 

@@ -10,10 +10,10 @@ on disk is noticed instead of trusted (`changed_outputs`).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import dagster as dg
@@ -24,15 +24,23 @@ OUTPUTS_KEY = "snowcoder/outputs"
 Record = dict[str, list]  # relative path -> [size, mtime_ns, digest]
 
 
-def code_version(modules: Sequence[ModuleType], *settings: Any) -> str:
-    """Hash of the modules' source files and the JSON of the configuration parts given."""
+def code_version(modules: Sequence[str], *settings: Any) -> str:
+    """Hash of the modules' source files (found, not imported: the definitions load in every
+    run's process, and a stage's torch must not) and the JSON of the configuration parts."""
     hasher = hashlib.blake2b(digest_size=8)
-    for module in modules:
-        hasher.update(Path(module.__file__ or "").read_bytes())
+    for name in modules:
+        hasher.update(_module_file(name).read_bytes())
     for part in settings:
         payload = part.model_dump(mode="json") if hasattr(part, "model_dump") else part
         hasher.update(json.dumps(payload, sort_keys=True, default=str).encode())
     return hasher.hexdigest()
+
+
+def _module_file(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module {name!r} to version")
+    return Path(spec.origin)
 
 
 def outputs_record(data_dir: Path, paths: Iterable[Path], previous: Record | None = None) -> Record:

@@ -105,8 +105,8 @@ def hub_model(
 
 
 def code_versions(config) -> dict[str, str]:
-    from snowcoder_assets.hub import artifacts, cards, layout, publish
     from snowcoder_assets.versions import code_version
 
-    version = code_version([artifacts, cards, layout, publish], config.hub)
+    modules = [f"snowcoder_assets.hub.{m}" for m in ("artifacts", "cards", "layout", "publish")]
+    version = code_version(modules, config.hub)
     return {name: version for name in ("hub_phase1_dataset", "hub_phase2_dataset", "hub_model")}

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-
-import dagster as dg
-import yaml
+from typing import TYPE_CHECKING
 
 from snowcoder_assets.config import SnowcoderConfig, project_root
 from snowcoder_assets.io import atomic_path
 from snowcoder_assets.layout import instance_dir
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 BINDING_KEY = "snowcoder/data_dir"
 QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
@@ -51,12 +52,24 @@ def use_instance(config: SnowcoderConfig) -> Path:
     settings = home / "dagster.yaml"
     if not settings.is_file():
         write_settings(settings)
-    os.environ["DAGSTER_HOME"] = _SET_HERE["home"] = str(home)
+    if os.environ.get("DAGSTER_HOME") != str(home):  # ours to choose: not the user's setting
+        os.environ["DAGSTER_HOME"] = _SET_HERE["home"] = str(home)
     return home
+
+
+def instance_exists(home: Path) -> bool:
+    """Has the instance's storage been created (sqlite run storage in `history/`)? An instance
+    on another storage (Postgres) counts as existing once its dagster.yaml names one."""
+    settings = home / "dagster.yaml"
+    if (home / "history" / "runs.db").is_file():
+        return True
+    return settings.is_file() and "sqlite" not in settings.read_text()
 
 
 def write_settings(target: Path) -> None:
     """The template with `max_concurrent_runs` = this machine's cores."""
+    import yaml
+
     settings = yaml.safe_load(template_path().read_text())
     settings.setdefault("concurrency", {}).setdefault("runs", {})["max_concurrent_runs"] = (
         os.cpu_count() or 1
@@ -67,6 +80,8 @@ def write_settings(target: Path) -> None:
 
 def open_instance(config: SnowcoderConfig) -> dg.DagsterInstance:
     """The configuration's instance, checked to belong to its data_dir."""
+    import dagster as dg
+
     use_instance(config)
     instance = dg.DagsterInstance.get()
     check_instance(instance, config)

@@ -1,9 +1,9 @@
 """Submitting runs to the instance the way the UI does, and following them.
 
-`InstanceClient` loads the code location (a gRPC code server, as `dagster dev` runs it) and
-sends the UI's own GraphQL mutation, `launchPipelineExecution`, in-process: the run is created
-and handed to the instance's run coordinator, which queues it; the instance's run launcher
-starts it. When no daemon is dequeuing this instance (no `dagster dev` running), the client
+`InstanceClient` connects to the code location's gRPC server (`code_server.py`), creates each
+run from the remote job and its execution plan as the UI's `launchPipelineExecution` does, and
+hands it to the instance's run coordinator, which queues it; the instance's run launcher starts
+it. When no daemon is dequeuing this instance (no `dagster dev` running), the client
 runs Dagster's queued-run daemon, and only that one, for as long as it is open: the queue's
 `max_concurrent_runs` decides how many runs work at once. Sensors and automation stay with
 `dagster dev` / `dagster-daemon`. A daemon counts as running when its heartbeat is recent; the
@@ -13,22 +13,17 @@ for a daemon that is gone (a killed client's heartbeat ages out within a minute)
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
-from snowcoder_assets.config import project_root
+from snowcoder_assets.orchestration.code_server import LOCATION, CodeServer, LaunchError
 from snowcoder_assets.orchestration.instance import QUEUE_DAEMON, queue_daemon_running
 from snowcoder_assets.orchestration.plan import RunSpec
 
-LOCATION = "snowcoder_assets.definitions"  # what `dagster dev -m <module>` names it
 REPOSITORY = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
 PARTITION_TAG = "dagster/partition"
@@ -37,25 +32,6 @@ CLIENT_TAG = "snowcoder/launched_by"
 # Step logs stay in the run's event log (the UI shows them, the client echoes the INFO ones);
 # the run worker's console, which is this terminal, gets warnings only.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchPipelineExecution(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConflict { message }
-    ... on PipelineNotFoundError { message }
-    ... on UnauthorizedError { message }
-    ... on PipelineConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-
-
-class LaunchError(RuntimeError):
-    """The instance refused a run (the message is Dagster's)."""
 
 
 @dataclass
@@ -78,9 +54,10 @@ def run_tags(spec: RunSpec, client: str) -> dict[str, str]:
 class InstanceClient:
     """Open: a code location loaded for the instance (and the queue daemon when needed)."""
 
-    def __init__(self, instance: dg.DagsterInstance, check_keys: Callable) -> None:
-        self.instance, self._check_keys = instance, check_keys
-        self.log_path = Path(instance.root_directory or ".") / "logs" / "snowcoder-code-server.log"
+    def __init__(
+        self, instance: dg.DagsterInstance, server: CodeServer, check_keys: Callable
+    ) -> None:
+        self.instance, self.server, self._check_keys = instance, server, check_keys
         self._stack = ExitStack()
         self._cursors: dict[str, str | None] = {}
 
@@ -94,20 +71,12 @@ class InstanceClient:
 
     def _open(self) -> None:
         from dagster._core.workspace.context import WorkspaceProcessContext
-        from dagster._core.workspace.load_target import ModuleTarget
 
         for name in ("dagster.code_server", "dagster.daemon", "dagster"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        target = ModuleTarget(
-            module_name=LOCATION,
-            attribute=None,
-            working_directory=str(project_root()),
-            location_name=LOCATION,
+        self.workspace = self._stack.enter_context(
+            WorkspaceProcessContext(self.instance, self.server.target())
         )
-        with _output_to(self.log_path):  # the code server and the runs it starts write there
-            self.workspace = self._stack.enter_context(
-                WorkspaceProcessContext(self.instance, target, code_server_log_level="WARNING")
-            )
         error = self.workspace.create_request_context().get_code_location_error(LOCATION)
         if error is not None:
             raise LaunchError(f"the code location failed to load:\n{error.to_string()}")
@@ -126,38 +95,53 @@ class InstanceClient:
         self._stack.close()
 
     def submit(self, spec: RunSpec, client: str) -> str:
-        """Create the run through GraphQL (as the UI's Materialize does) and queue it."""
-        from dagster_graphql.schema import create_schema
+        """Create the run for the spec's assets and partitions, as the UI's Materialize does
+        (`launchPipelineExecution` builds it the same way), and hand it to the instance's run
+        coordinator, which queues it for the run launcher."""
+        from dagster._core.definitions.selector import JobSubsetSelector
+        from dagster._core.utils import make_new_run_id
 
         context = self.workspace.create_request_context()
-        params = {
-            "selector": {
-                "repositoryLocationName": LOCATION,
-                "repositoryName": REPOSITORY,
-                "pipelineName": ASSET_JOB,
-                "assetSelection": [{"path": k.path} for k in spec.keys],
-                "assetCheckSelection": [
-                    {"assetKey": {"path": c.asset_key.path}, "name": c.name}
-                    for c in self._check_keys(spec.keys)
-                ],
-            },
-            "executionMetadata": {
-                "tags": [{"key": k, "value": v} for k, v in run_tags(spec, client).items()]
-            },
-            "runConfigData": RUN_CONFIG,
-        }
-        result = asyncio.run(
-            _schema(create_schema).execute_async(
-                LAUNCH, context_value=context, variable_values={"params": params}
+        location = context.get_code_location(LOCATION)
+        checks = frozenset(self._check_keys(spec.keys))
+        job = location.get_job(
+            JobSubsetSelector(
+                location_name=LOCATION,
+                repository_name=REPOSITORY,
+                job_name=ASSET_JOB,
+                op_selection=None,
+                asset_selection=list(spec.keys),
+                asset_check_selection=list(checks),
             )
         )
-        if result.errors:
-            raise LaunchError(str(result.errors[0]))
-        answer = result.data["launchPipelineExecution"]
-        if answer["__typename"] != "LaunchRunSuccess":
-            detail = answer.get("message") or answer.get("errors") or answer["__typename"]
-            raise LaunchError(f"{spec.label()}: {detail}")
-        return answer["run"]["runId"]
+        plan = location.get_execution_plan(
+            job, RUN_CONFIG, step_keys_to_execute=None, known_state=None, instance=self.instance
+        )
+        run = self.instance.create_run(
+            job_name=ASSET_JOB,
+            run_id=make_new_run_id(),
+            run_config=RUN_CONFIG,
+            resolved_op_selection=None,
+            step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute,
+            op_selection=None,
+            status=dg.DagsterRunStatus.NOT_STARTED,
+            root_run_id=None,
+            parent_run_id=None,
+            tags={**job.tags, **run_tags(spec, client)},
+            job_snapshot=job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            parent_job_snapshot=job.parent_job_snapshot,
+            remote_job_origin=job.get_remote_origin(),
+            job_code_origin=job.get_python_origin(),
+            asset_selection=frozenset(spec.keys),
+            asset_check_selection=checks,
+            asset_graph=context.asset_graph,
+        )
+        try:
+            self.instance.submit_run(run.run_id, context)
+        except Exception as exc:
+            raise LaunchError(f"{spec.label()}: the instance refused the run: {exc}") from exc
+        return run.run_id
 
     def events(self, run_id: str) -> RunEvents:
         """User log messages and step failures recorded for the run since the last call."""
@@ -177,26 +161,6 @@ class InstanceClient:
             self.instance.run_coordinator.cancel_run(run_id)
 
 
-@contextmanager
-def _output_to(path: Path) -> Iterator[None]:
-    """Processes started inside inherit stdout/stderr pointing at `path`, not the terminal:
-    what runs print lands in this log and in Dagster's compute logs (the UI shows both)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
 def _collect(entry, out: RunEvents) -> None:
     event = entry.dagster_event
     if event is None:
@@ -209,16 +173,6 @@ def _collect(entry, out: RunEvents) -> None:
         out.failures.append(f"{event.step_key}: {text}")
     elif event.event_type == dg.DagsterEventType.RUN_FAILURE and not out.failures:
         out.failures.append(event.message or "run failed")
-
-
-_SCHEMA = None
-
-
-def _schema(create_schema):
-    global _SCHEMA
-    if _SCHEMA is None:
-        _SCHEMA = create_schema()
-    return _SCHEMA
 
 
 def _uses_queue(instance: dg.DagsterInstance) -> bool:

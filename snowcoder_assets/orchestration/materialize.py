@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from snowcoder_assets.config import CONFIG_ENV_VAR, SnowcoderConfig
+from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.lineage.store import refresh_views
-from snowcoder_assets.orchestration.instance import open_instance
+from snowcoder_assets.orchestration.code_server import CodeServer, early_code_server
+from snowcoder_assets.orchestration.instance import open_instance, use_instance
 from snowcoder_assets.orchestration.launch import InstanceClient
 from snowcoder_assets.orchestration.plan import Plan, RunSpec, make_plan
 from snowcoder_assets.raw.discovery import config_partitions, discover_and_register
 
 Echo = Callable[[str], None]
-POLL_S = 0.5
+POLL_S = 0.2
 MAX_WAVES = 20
 
 
@@ -51,23 +52,39 @@ def resolve_selection(defs: dg.Definitions, selection: str) -> set[dg.AssetKey]:
 
 
 def materialize(
-    config: SnowcoderConfig, selection: str = "*", force: bool = False, echo: Echo = print
+    config: SnowcoderConfig,
+    selection: str = "*",
+    force: bool = False,
+    echo: Echo = print,
+    server: CodeServer | None = None,
 ) -> Outcome:
     """Run what the selection needs until nothing is missing or out of date."""
     from snowcoder_assets.definitions import build_defs
 
     start, outcome = time.perf_counter(), Outcome()
-    os.environ[CONFIG_ENV_VAR] = str(config.config_file)  # the code server and runs read it
-    instance = open_instance(config)
-    defs = build_defs(config)
-    keys = resolve_selection(defs, selection)
+    try:
+        server = server or early_code_server(config)
+        defs = build_defs(config)
+        keys = resolve_selection(defs, selection)
+        instance = open_instance(config)  # creates the instance's storage on first use
+        server = server or CodeServer(use_instance(config))
+        _materialize(config, instance, server, defs, keys, force, echo, outcome)
+    finally:
+        if server is not None:
+            server.stop()
+    refresh_views(config.data_dir)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _materialize(config, instance, server, defs, keys, force, echo, outcome) -> None:
     found = discover_and_register(config, instance)
     echo(
         f"discovery: {len(found.shards)} shards, {len(found.new_partitions)} new, "
         f"{len(found.changed)} new or changed since last reported"
     )
     seen: set[tuple] = set()
-    with _LazyClient(instance, defs) as client:
+    with _LazyClient(instance, server, defs) as client:
         while outcome.waves < MAX_WAVES:
             plan = make_plan(
                 defs, instance, keys, config_partitions(instance, config), config.data_dir,
@@ -76,27 +93,24 @@ def materialize(
             _print_plan(plan, echo)
             if not plan.runs:
                 break
-            repeated = {(w.key, w.partition) for w in plan.work} & seen
-            if repeated:
-                key, partition = sorted(repeated, key=str)[0]
-                echo(f"stopping: {key.to_user_string()}[{partition}] is still out of date")
+            asked = {(w.key, w.partition, w.reason.split(":")[0]) for w in plan.work}
+            if asked & seen:  # the same work for the same reason again: no progress
+                key, partition, reason = sorted(asked & seen, key=str)[0]
+                echo(f"stopping: {key.to_user_string()}[{partition}] is still {reason}")
                 outcome.ok = False
                 break
-            seen |= {(w.key, w.partition) for w in plan.work}
+            seen |= asked
             outcome.waves += 1
             if not _execute(client.open(), plan.runs, echo, outcome):
                 outcome.ok = False
                 break
-    refresh_views(config.data_dir)
-    outcome.seconds = time.perf_counter() - start
-    return outcome
 
 
 class _LazyClient:
     """The instance client opens (code server, queue daemon) only when there is a run to do."""
 
-    def __init__(self, instance: dg.DagsterInstance, defs: dg.Definitions) -> None:
-        self.instance, self.defs, self.client = instance, defs, None
+    def __init__(self, instance: dg.DagsterInstance, server, defs: dg.Definitions) -> None:
+        self.instance, self.server, self.defs, self.client = instance, server, defs, None
 
     def open(self) -> InstanceClient:
         if self.client is None:
@@ -105,7 +119,7 @@ class _LazyClient:
             def check_keys(keys):
                 return [c for c in graph.asset_check_keys if c.asset_key in set(keys)]
 
-            self.client = InstanceClient(self.instance, check_keys).__enter__()
+            self.client = InstanceClient(self.instance, self.server, check_keys).__enter__()
         return self.client
 
     def __enter__(self) -> _LazyClient:

@@ -26,10 +26,9 @@ import dagster as dg
 
 from snowcoder_assets.orchestration.records import (
     Materialization,
-    latest_data_versions,
+    content_changed,
     latest_materializations,
     latest_storage_ids,
-    version_before,
 )
 from snowcoder_assets.versions import changed_outputs, recorded_outputs
 
@@ -94,7 +93,6 @@ class _Records:
         self.instance, self.graph = instance, graph
         self._full: dict[dg.AssetKey, dict] = {}
         self._ids: dict[dg.AssetKey, dict] = {}
-        self._versions: dict[dg.AssetKey, dict] = {}
 
     def partitioned(self, key: dg.AssetKey) -> bool:
         return self.graph.get(key).is_partitioned
@@ -109,22 +107,13 @@ class _Records:
             self._ids[key] = latest_storage_ids(self.instance, key, self.partitioned(key))
         return self._ids[key]
 
-    def version(self, key: dg.AssetKey, partition: str | None) -> str | None:
-        if key not in self._versions:
-            if self.partitioned(key):
-                self._versions[key] = latest_data_versions(self.instance, key)
-            else:
-                latest = self.full(key).get(None)
-                self._versions[key] = {None: latest.data_version if latest else None}
-        return self._versions[key].get(partition)
-
     def changed_since(self, key: dg.AssetKey, partition: str | None, storage_id: int) -> bool:
-        """Was `key` (partition) materialized after event `storage_id` with a new version?"""
-        latest = self.ids(key).get(partition)
-        if latest is None or latest <= storage_id:
+        """Was `key` (partition) materialized after event `storage_id` with other content?"""
+        latest_id = self.ids(key).get(partition)
+        if latest_id is None or latest_id <= storage_id:
             return False
-        before = version_before(self.instance, key, partition, storage_id)
-        return before != self.version(key, partition)
+        latest = self.full(key).get(partition)
+        return latest is None or content_changed(self.instance, key, latest, storage_id)
 
 
 def make_plan(

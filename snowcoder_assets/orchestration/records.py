@@ -93,28 +93,48 @@ def latest_data_versions(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict
     return {p: t[DATA_VERSION_TAG] for p, t in tags.items() if DATA_VERSION_TAG in t}
 
 
-def version_before(
+def materialization_before(
     instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None, storage_id: int
-) -> str | None:
-    """The data version `key` (partition) had just before event `storage_id`; None if none."""
+) -> Materialization | None:
+    """The latest materialization of `key` (partition) older than event `storage_id`."""
     record = instance.get_latest_data_version_record(
         key, is_source=False, partition_key=partition, before_cursor=storage_id
     )
-    if record is None:
-        return None
-    return (record.event_log_entry.tags or {}).get(DATA_VERSION_TAG)
+    return _materialization(record) if record is not None else None
+
+
+def content(found: Materialization) -> str | None:
+    """What a materialization holds: the digest of the files it recorded for its own partition
+    (exact even when one run covered a batch, whose data version is the batch's:
+    dagster#34013), else its data version."""
+    from snowcoder_assets.versions import data_version, recorded_outputs
+
+    outputs = recorded_outputs(found.metadata)
+    return data_version([outputs]).value if outputs else found.data_version
+
+
+def content_changed(
+    instance: dg.DagsterInstance, key: dg.AssetKey, latest: Materialization, storage_id: int
+) -> bool:
+    """Does `latest` hold other content than its partition had just after event `storage_id`?"""
+    if latest.storage_id <= storage_id:
+        return False
+    before = materialization_before(instance, key, latest.partition, storage_id + 1)
+    return before is None or content(before) != content(latest)
 
 
 def updated_since(
     instance: dg.DagsterInstance, key: dg.AssetKey, storage_id: int | None
 ) -> set[str]:
-    """Partitions of `key` materialized after event `storage_id` with a new data version."""
-    latest = latest_storage_ids(instance, key, partitioned=True)
+    """Partitions of `key` materialized after event `storage_id` with other content."""
+    latest = latest_materializations(instance, key, partitioned=True)
     if storage_id is None:
-        return set(latest)
-    newer = {p for p, sid in latest.items() if sid > storage_id}
-    now = latest_data_versions(instance, key)
-    return {p for p in newer if now.get(p) != version_before(instance, key, p, storage_id + 1)}
+        return {p for p in latest if p is not None}
+    return {
+        p
+        for p, found in latest.items()
+        if p is not None and content_changed(instance, key, found, storage_id)
+    }
 
 
 def own_latest(context: dg.AssetExecutionContext) -> Materialization | None:

@@ -127,27 +127,21 @@ def decontaminated_files(
 
 def code_versions(config) -> dict[str, str]:
     """Each per-partition stage's code and the configuration section it reads."""
-    from snowcoder_assets.phase1 import (
-        decontaminate,
-        decontaminated_files,
-        deduped_files,
-        file_signals,
-        filtered_files,
-        filters,
-        minhash,
-        signals,
-    )
+    from snowcoder_assets.phase1.decontaminated_files import benchmark_files_digest
     from snowcoder_assets.versions import code_version
+
+    def room(*names: str) -> list[str]:
+        return [f"snowcoder_assets.phase1.{n}" for n in names]
 
     # The clustering threshold does not change signatures: leave it out of what they depend on.
     minhash_settings = config.dedup.minhash.model_dump(mode="json", exclude={"threshold"})
     return {
-        "file_signals": code_version([file_signals, signals, minhash], minhash_settings),
-        "filtered_files": code_version([filtered_files, filters], config.filters),
-        "deduped_files": code_version([deduped_files]),
+        "file_signals": code_version(room("file_signals", "signals", "minhash"), minhash_settings),
+        "filtered_files": code_version(room("filtered_files", "filters"), config.filters),
+        "deduped_files": code_version(room("deduped_files")),
         "decontaminated_files": code_version(
-            [decontaminated_files, decontaminate],
+            room("decontaminated_files", "decontaminate"),
             config.decontamination,
-            decontaminated_files.benchmark_files_digest(config),
+            benchmark_files_digest(config),
         ),
     }

@@ -10,7 +10,6 @@ import dagster as dg
 from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import files_under
 from snowcoder_assets.layout import corpus_dir, lineage_db_path, lineage_part_path, raw_shard_path
-from snowcoder_assets.metadata import figure_png, png_markdown
 from snowcoder_assets.phase1.deduped_files import EXACT, deduped_path
 from snowcoder_assets.phase1.file_signals import signals_path
 from snowcoder_assets.phase1.filtered_files import DECISION_STAGE as FILTER_DECISIONS
@@ -156,16 +155,13 @@ def funnel_table(config: SnowcoderConfig) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(records=[dg.TableRecord(r) for r in rows], schema=schema)
 
 
-def bytes_chart(bytes_by_lang: Mapping[str, int]) -> dg.MarkdownMetadataValue:
-    """A horizontal bar chart of corpus bytes per language."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    items = sorted(bytes_by_lang.items(), key=lambda kv: kv[1])[-20:]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(items) + 1))
-    ax.barh([k for k, _ in items], [v / 1e6 for _, v in items])
-    ax.set_xlabel("MB")
-    ax.set_title("phase1_corpus bytes per language")
-    return png_markdown(figure_png(fig), "bytes per language")
+def bytes_chart(bytes_by_lang: Mapping[str, int], width: int = 40) -> dg.MarkdownMetadataValue:
+    """A bar chart of corpus bytes per language (the 20 largest), drawn in text: the corpus
+    step runs on every new shard, and matplotlib alone would cost it most of a second."""
+    items = sorted(bytes_by_lang.items(), key=lambda kv: -kv[1])[:20]
+    top = max((v for _, v in items), default=0) or 1
+    lines = ["| lang | MB | |", "|---|---:|---|"]
+    for lang, num_bytes in items:
+        bar = "█" * max(1, round(width * num_bytes / top))
+        lines.append(f"| {lang} | {num_bytes / 1e6:.2f} | `{bar}` |")
+    return dg.MetadataValue.md("\n".join(lines))

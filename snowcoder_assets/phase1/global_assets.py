@@ -118,11 +118,13 @@ def phase1_corpus(
 
 
 def code_versions(config) -> dict[str, str]:
-    from snowcoder_assets.phase1 import corpus, corpus_build, dup_clusters, minhash
     from snowcoder_assets.versions import code_version
+
+    def room(*names: str) -> list[str]:
+        return [f"snowcoder_assets.phase1.{n}" for n in names]
 
     source_order = [s.name for s in config.sources]  # "earliest source" breaks ties
     return {
-        "dup_clusters": code_version([dup_clusters, minhash], config.dedup, source_order),
-        "phase1_corpus": code_version([corpus, corpus_build], config.corpus),
+        "dup_clusters": code_version(room("dup_clusters", "minhash"), config.dedup, source_order),
+        "phase1_corpus": code_version(room("corpus", "corpus_build"), config.corpus),
     }

@@ -157,28 +157,26 @@ def topk_corpus(
 
 
 def code_versions(config) -> dict[str, str]:
-    from snowcoder_assets.phase1 import corpus
-    from snowcoder_assets.phase2 import (
-        annotator,
-        annotator_training_set,
-        quality_annotator,
-        quality_scores,
-        scoring,
-        topk,
-        topk_corpus,
-        training_set,
-    )
     from snowcoder_assets.versions import code_version
+
+    def room(*names: str) -> list[str]:
+        return [f"snowcoder_assets.phase2.{n}" for n in names]
 
     return {
         "annotator_training_set": code_version(
-            [annotator_training_set, training_set], config.annotator_data, config.decontamination
+            room("annotator_training_set", "training_set"),
+            config.annotator_data,
+            config.decontamination,
         ),
         "quality_annotator": code_version(
-            [quality_annotator, annotator, scoring], config.annotator
+            room("quality_annotator", "annotator", "scoring"), config.annotator
         ),
         "quality_scores": code_version(
-            [quality_scores, scoring], config.scoring, config.annotator.max_length
+            room("quality_scores", "scoring"), config.scoring, config.annotator.max_length
         ),
-        "topk_corpus": code_version([topk_corpus, topk, corpus], config.topk, config.corpus),
+        "topk_corpus": code_version(
+            [*room("topk_corpus", "topk"), "snowcoder_assets.phase1.corpus"],
+            config.topk,
+            config.corpus,
+        ),
     }

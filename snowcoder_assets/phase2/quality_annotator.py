@@ -29,5 +29,6 @@ def train_quality_annotator(config: SnowcoderConfig, log: Callable[[str], None])
 
 
 def annotator_fingerprint(data_dir: Path) -> str:
-    """Names the annotator a `quality` row was scored by (its saved settings and report)."""
-    return file_digest(annotator_dir(data_dir) / "annotator.json")[:24]
+    """Names the annotator a `quality` row was scored by: a digest of its weights (its report
+    holds timings, so two identical trainings would get two names)."""
+    return file_digest(annotator_dir(data_dir) / "model.safetensors")[:24]

@@ -80,14 +80,13 @@ LISTING_KEYS = {"name", "path", "stdlib", "site_packages", "exclude"}
 def code_versions(config) -> dict[str, str]:
     """The code version of `raw_files`: its reading code and the settings that change how a
     file is read (not which files exist, nor how they are packed into shards)."""
-    from snowcoder_assets import languages
-    from snowcoder_assets.raw import ingest
-    from snowcoder_assets.sources import base, folders, git, hf_dataset, tabular
     from snowcoder_assets.versions import code_version
 
     reading = [s.model_dump(mode="json", exclude=LISTING_KEYS) for s in config.sources]
     ingest_settings = config.ingest.model_dump(
         mode="json", exclude={"shard_max_bytes", "shard_max_files"}
     )
-    modules = [ingest, languages, base, folders, git, hf_dataset, tabular]
+    modules = ["snowcoder_assets.raw.ingest", "snowcoder_assets.languages"] + [
+        f"snowcoder_assets.sources.{m}" for m in ("base", "folders", "git", "hf_dataset", "tabular")
+    ]
     return {"raw_files": code_version(modules, ingest_settings, reading)}

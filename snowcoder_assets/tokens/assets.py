@@ -134,14 +134,17 @@ def phase_manifest(
 
 
 def code_versions(config) -> dict[str, str]:
-    from snowcoder_assets.tokens import manifest, packing
-    from snowcoder_assets.tokens import tokenizer as tokenizer_module
     from snowcoder_assets.versions import code_version
 
+    tokenizer_module = "snowcoder_assets.tokens.tokenizer"
     return {
         "tokenizer": code_version([tokenizer_module], config.tokenizer),
         "packed_shards": code_version(
-            [packing, tokenizer_module], config.training, config.corpus.seed
+            ["snowcoder_assets.tokens.packing", tokenizer_module],
+            config.training,
+            config.corpus.seed,
         ),
-        "phase_manifest": code_version([manifest], config.training, config.topk.repeats),
+        "phase_manifest": code_version(
+            ["snowcoder_assets.tokens.manifest"], config.training, config.topk.repeats
+        ),
     }

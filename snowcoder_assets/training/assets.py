@@ -113,10 +113,17 @@ def checkpoints(
 
 
 def code_versions(config) -> dict[str, str]:
-    import snowcoder_train
     from snowcoder_assets.versions import code_version
-    from snowcoder_train import checkpoint, data, distributed, model, report, schedule, train
-    from snowcoder_train import manifest as train_manifest
 
-    modules = [snowcoder_train, checkpoint, data, distributed, model, report, schedule, train]
-    return {"checkpoints": code_version([*modules, train_manifest], config.training)}
+    parts = (
+        "checkpoint",
+        "data",
+        "distributed",
+        "manifest",
+        "model",
+        "report",
+        "schedule",
+        "train",
+    )
+    modules = ["snowcoder_train", *(f"snowcoder_train.{m}" for m in parts)]
+    return {"checkpoints": code_version(modules, config.training)}
