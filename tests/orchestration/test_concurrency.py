@@ -31,7 +31,7 @@ def _files(data_dir: Path) -> dict[str, bytes]:
     return {
         p.relative_to(data_dir).as_posix(): p.read_bytes()
         for p in sorted(data_dir.rglob("*"))
-        if p.is_file() and not p.relative_to(data_dir).parts[0] in SKIP and ".tmp" not in p.name
+        if p.is_file() and p.relative_to(data_dir).parts[0] not in SKIP and ".tmp" not in p.name
     }
 
 
