@@ -185,6 +185,7 @@ def _execute(client: InstanceClient, runs: list[RunSpec], echo: Echo, outcome: O
                     eta = elapsed * (total - finished_weight) / max(finished_weight, 1)
                     echo(
                         f"  run {run_id[:8]} ok ({len(done)}/{len(runs)} runs, "
+                        f"{finished_weight}/{total} asset partitions, "
                         f"elapsed {elapsed:.0f}s, eta {eta:.0f}s)"
                     )
                 else:

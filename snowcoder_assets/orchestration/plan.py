@@ -135,7 +135,7 @@ def make_plan(
         node = graph.get(key)
         for partition in partitions if node.is_partitioned else [None]:
             reason = (
-                "forced"
+                FORCED
                 if force
                 else _own_reason(records, graph, key, partition, data_dir, partitions)
             )
@@ -256,7 +256,9 @@ def _group(graph, requested, order, partitions, max_runs) -> list[RunSpec]:
         node = graph.get(key)
         if node.is_partitioned:
             per_run = node.backfill_policy.max_partitions_per_run if node.backfill_policy else 1
-            batches = _batches(list(requested[key]), partitions, per_run or 1, max_runs)
+            # In a pool (one step at a time), more runs would only wait for each other.
+            slots = 1 if node.pools else max_runs
+            batches = _batches(list(requested[key]), partitions, per_run or 1, slots)
         else:
             batches = [None]
         for batch in batches:
