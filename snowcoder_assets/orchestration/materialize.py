@@ -149,15 +149,11 @@ def _print_plan(plan: Plan, echo: Echo) -> None:
     echo(f"plan: {len(plan.work)} asset partitions in {len(plan.runs)} runs: " + "; ".join(parts))
 
 
-def _weight(spec: RunSpec) -> int:
-    return len(spec.keys) * max(1, len(spec.partitions or []))
-
-
 def _execute(client: InstanceClient, runs: list[RunSpec], echo: Echo, outcome: Outcome) -> bool:
     """Submit each run once its predecessors succeeded; follow all; False on a failure."""
     tag = uuid.uuid4().hex[:12]
     pending, active, done, failed = set(range(len(runs))), {}, set(), []
-    total, finished_weight, start = sum(map(_weight, runs)), 0, time.perf_counter()
+    total, finished_weight, start = sum(r.size for r in runs), 0, time.perf_counter()
     try:
         while pending or active:
             for i in sorted(pending):
@@ -180,7 +176,7 @@ def _execute(client: InstanceClient, runs: list[RunSpec], echo: Echo, outcome: O
                 del active[i]
                 if run.status == dg.DagsterRunStatus.SUCCESS:
                     done.add(i)
-                    finished_weight += _weight(runs[i])
+                    finished_weight += runs[i].size
                     elapsed = time.perf_counter() - start
                     eta = elapsed * (total - finished_weight) / max(finished_weight, 1)
                     echo(

@@ -56,6 +56,7 @@ class RunSpec:
     keys: list[dg.AssetKey]
     partitions: list[str] | None
     after: set[int] = field(default_factory=set)
+    size: int = 0  # asset partitions it materializes (for progress)
 
     def label(self) -> str:
         names = ", ".join(k.to_user_string() for k in self.keys)
@@ -270,6 +271,7 @@ def _group(graph, requested, order, partitions, max_runs) -> list[RunSpec]:
             if batch and runs[index].partitions is None:
                 runs[index].partitions = list(batch)
             runs[index].keys.append(key)
+            runs[index].size += len(batch) if batch else 1
             where.setdefault(key, []).append((batch, index))
     return runs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from snowcoder_assets.config import load_config
 from snowcoder_assets.definitions import build_defs
 from snowcoder_assets.orchestration.instance import open_instance
-from snowcoder_assets.orchestration.plan import _batches, make_plan
+from snowcoder_assets.orchestration.plan import _ancestors, _batches, make_plan
 from snowcoder_assets.raw.discovery import config_partitions, discover_and_register
 from tests.orchestration.conftest import write_small_config
 
@@ -56,13 +56,3 @@ def test_a_fresh_plan_runs_the_whole_graph_in_few_runs_in_graph_order(tmp_path, 
                     )
                     if j != i and parent in other.keys and overlap:
                         assert j in _ancestors(plan.runs, i), (key, parent, i, j)
-
-
-def _ancestors(runs, index: int) -> set[int]:
-    seen, todo = set(), list(runs[index].after)
-    while todo:
-        i = todo.pop()
-        if i not in seen:
-            seen.add(i)
-            todo.extend(runs[i].after)
-    return seen
