@@ -26,7 +26,7 @@ from snowcoder_assets.config import SnowcoderConfig, split_partition_key
 from snowcoder_assets.lineage.decisions import StageStats
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table, language_table
-from snowcoder_assets.orchestration.records import own_latest
+from snowcoder_assets.orchestration.records import Materialization, own_latest
 from snowcoder_assets.versions import (
     data_version,
     outputs_metadata,
@@ -98,7 +98,18 @@ def materialize_files(
     check_results: Sequence[dg.AssetCheckResult] = (),
 ) -> dg.MaterializeResult:
     """A global asset's result: its files recorded, their digests as its data version."""
-    previous = own_latest(context)
+    return files_result(config, outputs, metadata, own_latest(context), check_results)
+
+
+def files_result(
+    config: SnowcoderConfig,
+    outputs: Sequence[Path],
+    metadata: dict,
+    previous: Materialization | None,
+    check_results: Sequence[dg.AssetCheckResult] = (),
+) -> dg.MaterializeResult:
+    """The same, given the asset's previous materialization (whose recorded digests are reused
+    for files that kept their size and mtime)."""
     record = outputs_record(
         config.data_dir, outputs, recorded_outputs(previous.metadata) if previous else None
     )

@@ -29,17 +29,14 @@ class PublishConfig(dg.Config):
 
 def publish_target(settings, artifact: str, run_config: PublishConfig) -> tuple[str, Path | None]:
     """(repo_id, dry-run folder or None): the run config first, then `[hub]`, else a dry run."""
+    placeholder = f"{PLACEHOLDER_NAMESPACE}/snowcoder-{artifact}"
     repo_id = run_config.repo_id or (
         f"{settings.hub.namespace}/snowcoder-{artifact}" if settings.hub.namespace else None
     )
     if run_config.dry_run_dir:
-        return repo_id or f"{PLACEHOLDER_NAMESPACE}/snowcoder-{artifact}", Path(
-            run_config.dry_run_dir
-        )
+        return repo_id or placeholder, Path(run_config.dry_run_dir)
     if repo_id is None:
-        return f"{PLACEHOLDER_NAMESPACE}/snowcoder-{artifact}", hub_dry_run_dir(
-            settings.data_dir, artifact
-        )
+        return placeholder, hub_dry_run_dir(settings.data_dir, artifact)
     return repo_id, None
 
 
@@ -60,10 +57,12 @@ def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
     )
     metadata = {"repo_id": repo_id, "dry_run": dry_run is not None, **summary}
     if dry_run is not None:
-        message = (
-            f"dry run: no repository configured ([hub] namespace or run config repo_id); "
-            f"the repository was written to {dry_run}, nothing uploaded"
+        why = (
+            "asked for (run config dry_run_dir)"
+            if run_config.dry_run_dir
+            else "no repository configured ([hub] namespace or run config repo_id)"
         )
+        message = f"dry run: {why}; the repository was written to {dry_run}, nothing uploaded"
         context.log.info(message)
         metadata["note"] = message
     local = dry_run or settings.data_dir / "hub" / artifact

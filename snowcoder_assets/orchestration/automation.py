@@ -17,6 +17,9 @@ from __future__ import annotations
 import dagster as dg
 
 AUTOMATION_SENSOR = "snowcoder_automation"
+# Asset metadata naming deps that order an asset but whose updates do not make it stale; the
+# planner reads it, the asset's automation condition ignores them (`order_only`).
+ORDER_ONLY_DEPS = "snowcoder/order_only_deps"
 
 
 def cpu_eager(ignore: tuple[str, ...] = ()) -> dg.AutomationCondition:
@@ -32,6 +35,12 @@ def cpu_eager(ignore: tuple[str, ...] = ()) -> dg.AutomationCondition:
             dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(*ignore)),
         )
     return condition & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def order_only(*keys: str) -> dict:
+    """Decorator arguments for a CPU stage that waits for `keys` without being triggered by
+    them: the metadata the planner reads, and the matching automation condition."""
+    return {"metadata": {ORDER_ONLY_DEPS: list(keys)}, "automation_condition": cpu_eager(keys)}
 
 
 CPU_EAGER = cpu_eager()

@@ -3,9 +3,8 @@
 `snowcoder materialize` starts it first thing, before it even imports Dagster, so the server
 loads the definitions while the client loads Dagster, discovers and plans; a plan with nothing
 to do kills it at once, a plan with runs connects to it (the instance's run launcher starts runs
-through it). Everything the
-server and its runs print goes to `<instance>/logs/snowcoder-code-server.log` and to Dagster's
-compute logs, not to the terminal.
+through it). Everything the server and its runs print goes to
+`<instance>/logs/snowcoder-code-server.log` and to Dagster's compute logs, not to the terminal.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from snowcoder_assets.orchestration.automation import ORDER_ONLY_DEPS
 from snowcoder_assets.orchestration.records import (
     Materialization,
     content_changed,
@@ -39,7 +40,6 @@ NEW_DATA = "new upstream data"
 UPSTREAM = "upstream re-runs"
 FORCED = "forced"
 FLOWS_DOWN = (MISSING, NEW_DATA, UPSTREAM, FORCED)  # reasons whose new data the children get
-ORDER_ONLY_DEPS = "snowcoder/order_only_deps"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from dagster._core.definitions.data_version import (
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
-    get_input_data_version_tag,
     get_input_event_pointer_tag,
 )
 
@@ -30,7 +29,6 @@ class Materialization:
 
     storage_id: int
     partition: str | None
-    run_id: str
     tags: Mapping[str, str]
     metadata: Mapping[str, Any]
 
@@ -41,9 +39,6 @@ class Materialization:
     @property
     def data_version(self) -> str | None:
         return self.tags.get(DATA_VERSION_TAG)
-
-    def input_data_version(self, key: dg.AssetKey) -> str | None:
-        return self.tags.get(get_input_data_version_tag(key))
 
     def input_event_pointer(self, key: dg.AssetKey) -> int | None:
         value = self.tags.get(get_input_event_pointer_tag(key))
@@ -72,9 +67,14 @@ def latest_materializations(
     instance: dg.DagsterInstance, key: dg.AssetKey, partitioned: bool
 ) -> dict[str | None, Materialization]:
     """The latest materialization of each partition (or of the asset), fetched in bulk."""
-    ids = latest_storage_ids(instance, key, partitioned)
+    return _by_storage_ids(instance, key, latest_storage_ids(instance, key, partitioned).values())
+
+
+def _by_storage_ids(
+    instance: dg.DagsterInstance, key: dg.AssetKey, storage_ids: Iterable[int]
+) -> dict[str | None, Materialization]:
     out: dict[str | None, Materialization] = {}
-    wanted = sorted(ids.values())
+    wanted = sorted(storage_ids)
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         result = instance.fetch_materializations(
@@ -126,13 +126,15 @@ def content_changed(
 def updated_since(
     instance: dg.DagsterInstance, key: dg.AssetKey, storage_id: int | None
 ) -> set[str]:
-    """Partitions of `key` materialized after event `storage_id` with other content."""
-    latest = latest_materializations(instance, key, partitioned=True)
+    """Partitions of `key` materialized after event `storage_id` with other content (only
+    those newer records are read in full)."""
+    ids = latest_storage_ids(instance, key, partitioned=True)
     if storage_id is None:
-        return {p for p in latest if p is not None}
+        return {p for p in ids if p is not None}
+    newer = _by_storage_ids(instance, key, (i for i in ids.values() if i > storage_id))
     return {
         p
-        for p, found in latest.items()
+        for p, found in newer.items()
         if p is not None and content_changed(instance, key, found, storage_id)
     }
 
@@ -157,7 +159,6 @@ def _materialization(record: dg.EventLogRecord) -> Materialization:
     return Materialization(
         storage_id=record.storage_id,
         partition=record.partition_key,
-        run_id=entry.run_id,
         tags=dict(entry.tags or {}),
         metadata=dict(materialization.metadata) if materialization else {},
     )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from snowcoder_assets.orchestration.automation import CPU_EAGER, cpu_eager
+from snowcoder_assets.orchestration.automation import CPU_EAGER, order_only
 from snowcoder_assets.phase1 import checks
 from snowcoder_assets.phase1.decontaminated_files import decont_outputs, run_decontaminate
 from snowcoder_assets.phase1.deduped_files import dedup_outputs, run_dedup_apply
@@ -13,9 +13,6 @@ from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import PartitionResult, materialize_partitions
 
 DEDUP_DECISIONS = dg.AssetKey("dedup_decisions")
-# Updates of these deps order `deduped_files` (it waits for them) but do not make it stale:
-# what a partition consumes of `dup_clusters` arrives through `dedup_decisions[<partition>]`.
-ORDER_ONLY_DEPS = "snowcoder/order_only_deps"
 
 
 def _per_partition(context, snowcoder, run, outputs, check) -> dg.MaterializeResult:
@@ -90,8 +87,8 @@ dedup_decisions = dg.AssetSpec(
     group_name="phase1",
     deps=["filtered_files", "dup_clusters", DEDUP_DECISIONS],
     kinds={"parquet"},
-    metadata={ORDER_ONLY_DEPS: ["dup_clusters"]},
-    automation_condition=cpu_eager(ignore=("dup_clusters",)),
+    # `dup_clusters` orders it; what a partition consumes of it is its `dedup_decisions`.
+    **order_only("dup_clusters"),
     check_specs=[
         dg.AssetCheckSpec(checks.EVERY_INPUT_DECIDED, asset="deduped_files", blocking=True)
     ],

@@ -20,20 +20,20 @@ from snowcoder_assets.io import files_under
 from snowcoder_assets.layout import corpus_dir, lineage_table_dir
 from snowcoder_assets.orchestration.records import (
     Materialization,
-    materialized_partitions,
     own_latest,
     updated_since,
 )
 from snowcoder_assets.phase1.corpus import DECISION_STAGE, build_shard_documents, shard_outputs
-from snowcoder_assets.raw.discovery import config_partitions
-from snowcoder_assets.versions import Record, changed_outputs, outputs_record, recorded_outputs
+from snowcoder_assets.raw.discovery import materialized_config_partitions
+from snowcoder_assets.versions import changed_outputs, recorded_outputs
 
 DECONTAMINATED = dg.AssetKey("decontaminated_files")
 
 
 @dataclass
 class CorpusBuild:
-    record: Record
+    outputs: list[Path]  # every shard's files, rebuilt or kept
+    previous: Materialization | None  # the corpus's last materialization
     shards: int
     rebuilt: list[str]
     rebuilt_paths: list[Path]
@@ -46,9 +46,7 @@ class CorpusBuild:
 
 def build_corpus(context: dg.AssetExecutionContext, config: SnowcoderConfig) -> CorpusBuild:
     instance = context.instance
-    partitions = materialized_partitions(
-        instance, DECONTAMINATED, config_partitions(instance, config)
-    )
+    partitions = materialized_config_partitions(instance, config, DECONTAMINATED)
     previous = own_latest(context)
     todo = shards_to_build(context, config, partitions, previous)
     start = time.perf_counter()
@@ -63,9 +61,9 @@ def build_corpus(context: dg.AssetExecutionContext, config: SnowcoderConfig) -> 
         p for key in partitions for p in shard_outputs(config.data_dir, *split_partition_key(key))
     ]
     _remove_other_shards(config, set(paths))
-    previous_record = recorded_outputs(previous.metadata) if previous else None
     build = CorpusBuild(
-        record=outputs_record(config.data_dir, paths, previous_record),
+        outputs=paths,
+        previous=previous,
         shards=len(partitions),
         rebuilt=todo,
         rebuilt_paths=[shard_outputs(config.data_dir, *split_partition_key(k))[0] for k in todo],

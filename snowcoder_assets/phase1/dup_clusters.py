@@ -54,7 +54,6 @@ class DedupSummary:
     near_dropped: int = 0
     cluster_sizes: Counter[int] = field(default_factory=Counter)
     digests: dict[str, str] = field(default_factory=dict)  # partition -> decisions digest
-    written: list[str] = field(default_factory=list)  # partitions whose decision file was written
 
 
 def output_dir(config: SnowcoderConfig) -> Path:
@@ -262,7 +261,6 @@ def _write(
         summary.digests[key] = digest(rows)
         target = decisions_path(config, source, shard)
         if summary.digests[key] != recorded.get(key) or not target.is_file():
-            summary.written.append(key)
             write_table(target, pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA))
         _write_if_changed(
             lineage_part_path(config.data_dir, "dup_clusters", "dedup", source, shard),

@@ -9,21 +9,19 @@ last materialization (the input event pointer Dagster recorded on it).
 
 import dagster as dg
 
+from snowcoder_assets.config import split_partition_key
 from snowcoder_assets.io import digest
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table, language_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
-from snowcoder_assets.orchestration.records import (
-    data_version_tags,
-    latest_data_versions,
-    materialized_partitions,
-)
+from snowcoder_assets.orchestration.records import data_version_tags, latest_data_versions
 from snowcoder_assets.phase1 import checks
 from snowcoder_assets.phase1.assets import DEDUP_DECISIONS
-from snowcoder_assets.raw.discovery import config_partitions
+from snowcoder_assets.raw.discovery import materialized_config_partitions
 from snowcoder_assets.resources import SnowcoderConfigResource
-from snowcoder_assets.versions import data_version, outputs_metadata, outputs_record
+from snowcoder_assets.results import files_result
+from snowcoder_assets.versions import outputs_metadata, outputs_record
 
 
 @dg.asset(
@@ -42,14 +40,12 @@ def dup_clusters(
     from snowcoder_assets.phase1.dup_clusters import decisions_path, output_dir, run_dup_clusters
 
     config, instance = snowcoder.load(), context.instance
-    partitions = materialized_partitions(
-        instance, "filtered_files", config_partitions(instance, config)
-    )
+    partitions = materialized_config_partitions(instance, config, "filtered_files")
     recorded = latest_data_versions(instance, DEDUP_DECISIONS)
     summary = run_dup_clusters(config, partitions, recorded, context.log.info)
     changed = [p for p in partitions if summary.digests[p] != recorded.get(p)]
     for key in changed:
-        path = decisions_path(config, *key.split("/", 1))
+        path = decisions_path(config, *split_partition_key(key))
         context.log_event(
             dg.AssetMaterialization(
                 DEDUP_DECISIONS,
@@ -99,22 +95,19 @@ def phase1_corpus(
     config = snowcoder.load()
     build = build_corpus(context, config)
     refresh_views(config.data_dir)
-    return dg.MaterializeResult(
-        data_version=data_version([build.record]),
-        metadata={
-            **outputs_metadata(build.record),
-            "num_rows": build.documents,
-            "num_files": build.files,
-            "num_bytes": build.bytes,
-            "shards_rebuilt": len(build.rebuilt),
-            "shards_kept": build.shards - len(build.rebuilt),
-            "by_language": language_table(build.files_by_lang, build.bytes_by_lang),
-            "bytes_by_language_chart": checks.bytes_chart(build.bytes_by_lang),
-            "funnel": checks.funnel_table(config),
-            "path": dg.MetadataValue.path(str(corpus_dir(config.data_dir))),
-        },
-        check_results=checks.corpus_checks(config, build.rebuilt_paths),
-    )
+    metadata = {
+        "num_rows": build.documents,
+        "num_files": build.files,
+        "num_bytes": build.bytes,
+        "shards_rebuilt": len(build.rebuilt),
+        "shards_kept": build.shards - len(build.rebuilt),
+        "by_language": language_table(build.files_by_lang, build.bytes_by_lang),
+        "bytes_by_language_chart": checks.bytes_chart(build.bytes_by_lang),
+        "funnel": checks.funnel_table(config),
+        "path": dg.MetadataValue.path(str(corpus_dir(config.data_dir))),
+    }
+    check_results = checks.corpus_checks(config, build.rebuilt_paths)
+    return files_result(config, build.outputs, metadata, build.previous, check_results)
 
 
 def code_versions(config) -> dict[str, str]:

@@ -8,18 +8,11 @@ from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
-from snowcoder_assets.orchestration.records import materialized_partitions
 from snowcoder_assets.phase2 import checks
-from snowcoder_assets.raw.discovery import config_partitions
+from snowcoder_assets.raw.discovery import materialized_config_partitions
 from snowcoder_assets.raw.partitions import SOURCE_SHARDS
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import PartitionResult, materialize_files, materialize_partitions
-
-
-def _phase1_partitions(context: dg.AssetExecutionContext, config, asset: str) -> list[str]:
-    return materialized_partitions(
-        context.instance, asset, config_partitions(context.instance, config)
-    )
 
 
 @dg.asset(
@@ -40,7 +33,7 @@ def annotator_training_set(
     )
 
     config = snowcoder.load()
-    partitions = _phase1_partitions(context, config, "decontaminated_files")
+    partitions = materialized_config_partitions(context.instance, config, "decontaminated_files")
     report = build_training_set(config, partitions, context.log.info)
     metadata = {
         "num_rows": report["train"] + report["validation"],
@@ -125,7 +118,7 @@ def topk_corpus(
 
     config = snowcoder.load()
     data_dir = config.data_dir
-    partitions = _phase1_partitions(context, config, "quality_scores")
+    partitions = materialized_config_partitions(context.instance, config, "quality_scores")
     report = build_topk_corpus(config, partitions, context.log.info)
     refresh_views(data_dir)
     frame, languages = report.pop("frame"), report["languages"]["languages"]

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 import dagster as dg
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.orchestration.records import data_version_tags, latest_data_versions
+from snowcoder_assets.orchestration.records import (
+    data_version_tags,
+    latest_data_versions,
+    materialized_partitions,
+)
 from snowcoder_assets.raw.partitions import SOURCE_FILES, SOURCE_SHARDS
 from snowcoder_assets.raw.shards import Shard, discover_all
 
@@ -71,6 +75,13 @@ def config_partitions(instance: dg.DagsterInstance, config: SnowcoderConfig) -> 
     names = {s.name for s in config.sources}
     keys = instance.get_dynamic_partitions(SOURCE_SHARDS.name)
     return [k for k in keys if k.partition("/")[0] in names]
+
+
+def materialized_config_partitions(
+    instance: dg.DagsterInstance, config: SnowcoderConfig, key: str | dg.AssetKey
+) -> list[str]:
+    """The configuration's partitions that the instance has a materialization of `key` for."""
+    return materialized_partitions(instance, key, config_partitions(instance, config))
 
 
 def discover_and_register(config: SnowcoderConfig, instance: dg.DagsterInstance) -> Discovery:
