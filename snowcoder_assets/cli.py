@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64)
     score.set_defaults(handler=_score)
 
-    pub = sub.add_parser("publish", help="publish phase1 | phase2 | model to the Hugging Face Hub")
-    pub.add_argument("artifact", choices=["phase1", "phase2", "model"])
+    pub = sub.add_parser(
+        "publish", help="publish phase1 | phase2 | phase3 | model to the Hugging Face Hub"
+    )
+    pub.add_argument("artifact", choices=["phase1", "phase2", "phase3", "model"])
     pub.add_argument("--repo-id", required=True, help="NAMESPACE/NAME")
     pub.add_argument("--private", action="store_true")
     pub.add_argument("--revision", help="branch to publish to (created when missing)")
@@ -132,6 +134,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     print(f"\nmaterialized in {outcome.seconds:.1f}s ({len(outcome.runs)} runs)\n")
     _stats(args, config)
     _print_selection(config)
+    _print_synthetic(config)
     _print_training(config)
     db = lineage_db_path(config.data_dir)
     print(f"\ndata:          {config.data_dir}")
@@ -153,6 +156,9 @@ def _print_dry_runs(config: SnowcoderConfig) -> None:
     for artifact in ARTIFACTS:
         out = hub_dry_run_dir(config.data_dir, artifact)
         files = sum(1 for p in out.rglob("*") if p.is_file()) if out.is_dir() else 0
+        if not files:
+            print(f"  {artifact}: nothing to publish (no files kept)")
+            continue
         print(f"  {artifact}: {files} files in {out}")
         print(
             f"    publish: HF_TOKEN=... .venv/bin/snowcoder publish {artifact} "
@@ -297,6 +303,32 @@ def _print_selection(config: SnowcoderConfig) -> None:
         )
     ]
     _print_table(rows, "per language")
+
+
+def _print_synthetic(config: SnowcoderConfig) -> None:
+    """The phase-3 funnel: prompts sent, kept, dropped by reason; why phase 3 did not train."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from snowcoder_assets.phase3.corpus import synthetic_lineage_path
+
+    path = synthetic_lineage_path(config.data_dir, "synthetic")
+    if not path.is_file():
+        return
+    rows = pq.read_table(path).to_pylist()
+    sent = sum(1 for r in rows if r["reason"] != "budget_exhausted")
+    kept = sum(1 for r in rows if r["kept"])
+    dropped = Counter((r["reason"] or "").split(":")[0] for r in rows if not r["kept"])
+    print(f"\nphase 3: {len(rows)} prompts, {sent} sent, {kept} kept", end="")
+    print(
+        "; dropped: " + ", ".join(f"{k} {n}" for k, n in dropped.most_common()) if dropped else ""
+    )
+    manifest = config.data_dir / "phase_manifest.json"
+    if manifest.is_file():
+        phase3 = json.loads(manifest.read_text())["phases"][-1]
+        if phase3.get("skip_reason"):
+            print(f"phase 3 training skipped: {phase3['skip_reason']}")
 
 
 def _print_training(config: SnowcoderConfig) -> None:

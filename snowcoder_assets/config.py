@@ -23,6 +23,7 @@ from snowcoder_assets.phase2.annotator import AnnotatorConfig
 from snowcoder_assets.phase2.scoring import ScoringConfig
 from snowcoder_assets.phase2.topk import TopkConfig
 from snowcoder_assets.phase2.training_set import AnnotatorDataConfig
+from snowcoder_assets.phase3.settings import SyntheticConfig
 from snowcoder_assets.strict import StrictModel
 from snowcoder_assets.tokens.manifest import TrainingConfig
 from snowcoder_assets.tokens.tokenizer import TokenizerConfig
@@ -203,6 +204,7 @@ class SnowcoderConfig(StrictModel):
     annotator: AnnotatorConfig = Field(default_factory=AnnotatorConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     topk: TopkConfig = Field(default_factory=TopkConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
@@ -310,8 +312,19 @@ def _resolve_paths(config: SnowcoderConfig, config_file: Path) -> SnowcoderConfi
             "sources": sources,
             "config_file": config_file,
             "decontamination": decontamination,
+            "synthetic": _resolve_synthetic(base, config.synthetic),
         }
     )
+
+
+def _resolve_synthetic(base: Path, synthetic: SyntheticConfig) -> SyntheticConfig:
+    """vLLM's interpreter (default: the checkout's .venv-vllm) and a local model folder."""
+    python = synthetic.vllm_python
+    python = _resolve(base, python) if python else project_root() / ".venv-vllm/bin/python"
+    update: dict = {"vllm_python": python}
+    if synthetic.backend == "vllm" and synthetic.model and _looks_local(base, synthetic.model):
+        update["model"] = str(_resolve(base, Path(synthetic.model)))
+    return synthetic.model_copy(update=update)
 
 
 def _resolve(base: Path, path: Path) -> Path:

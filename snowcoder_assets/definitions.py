@@ -18,13 +18,23 @@ from snowcoder_assets.orchestration.automation import automation_sensor
 from snowcoder_assets.phase1 import assets as phase1_assets
 from snowcoder_assets.phase1 import global_assets as phase1_global
 from snowcoder_assets.phase2 import assets as phase2_assets
+from snowcoder_assets.phase3 import assets as phase3_assets
+from snowcoder_assets.phase3.resources import SyntheticGeneratorResource
 from snowcoder_assets.raw import assets as raw_assets
 from snowcoder_assets.raw.sensors import source_shard_sensor
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.tokens import assets as token_assets
 from snowcoder_assets.training import assets as training_assets
 
-ROOMS = (raw_assets, phase1_assets, phase1_global, phase2_assets, token_assets, training_assets)
+ROOMS = (
+    raw_assets,
+    phase1_assets,
+    phase1_global,
+    phase2_assets,
+    phase3_assets,
+    token_assets,
+    training_assets,
+)
 ASSETS = [
     raw_assets.raw_files,
     phase1_assets.file_signals,
@@ -38,11 +48,15 @@ ASSETS = [
     phase2_assets.quality_annotator,
     phase2_assets.quality_scores,
     phase2_assets.topk_corpus,
+    phase3_assets.synthetic_seeds,
+    phase3_assets.synthetic_generator,
+    phase3_assets.synthetic_corpus,
     token_assets.packed_shards,
     token_assets.phase_manifest,
     training_assets.checkpoints,
     hub_assets.hub_phase1_dataset,
     hub_assets.hub_phase2_dataset,
+    hub_assets.hub_phase3_dataset,
     hub_assets.hub_model,
 ]
 EXTERNAL = [raw_assets.source_files, phase1_assets.dedup_decisions]
@@ -57,6 +71,13 @@ def hub_resource() -> HubResource:
         if os.environ.get(var)
     }
     return HubResource(**settings)
+
+
+def generation_resource(config: SnowcoderConfig) -> SyntheticGeneratorResource:
+    """The key of an OpenAI-compatible endpoint from the variable `[synthetic] api_key_env`
+    names, bound as EnvVar (never read in assets)."""
+    var = config.synthetic.api_key_env
+    return SyntheticGeneratorResource(api_key=dg.EnvVar(var) if os.environ.get(var) else None)
 
 
 def code_versions(config: SnowcoderConfig) -> dict[str, str]:
@@ -95,6 +116,7 @@ def build_defs(config: SnowcoderConfig) -> dg.Definitions:
             "snowcoder": SnowcoderConfigResource(config_path=str(config.config_file)),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
             "hub": hub_resource(),
+            "generation": generation_resource(config),
         },
         executor=executor,
     )

@@ -73,11 +73,22 @@ def count_entries(root: Path) -> int:
     )
 
 
-def write_config(path: Path, data_dir: Path, sources_toml: str, ingest_toml: str = "") -> Path:
+# Phase 3 sends no prompt unless a test asks for it (tests/phase3 do): generation is tested there.
+NO_SYNTHETIC = "max_prompts = 0"
+
+
+def write_config(
+    path: Path,
+    data_dir: Path,
+    sources_toml: str,
+    ingest_toml: str = "",
+    synthetic_toml: str = NO_SYNTHETIC,
+) -> Path:
     path.write_text(
         f'[paths]\ndata_dir = "{data_dir.as_posix()}"\n'
         + (f"[ingest]\n{ingest_toml}\n" if ingest_toml else "")
         + sources_toml
+        + f"\n[synthetic]\n{synthetic_toml}\n"
     )
     return path
 

@@ -32,11 +32,15 @@ def test_defs_contract():
         "quality_annotator": "phase2",
         "quality_scores": "phase2",
         "topk_corpus": "phase2",
+        "synthetic_seeds": "phase3",
+        "synthetic_generator": "phase3",
+        "synthetic_corpus": "phase3",
         "packed_shards": "tokens",
         "phase_manifest": "tokens",
         "checkpoints": "training",
         "hub_phase1_dataset": "hub",
         "hub_phase2_dataset": "hub",
+        "hub_phase3_dataset": "hub",
         "hub_model": "hub",
     }
     partitioned = {k for k, a in assets.items() if a.partitions_def is not None}
@@ -60,7 +64,13 @@ def test_defs_contract():
     assert deps["tokenizer"] == ["phase1_corpus"]
     assert deps["quality_scores"] == ["decontaminated_files", "quality_annotator", "tokenizer"]
     assert deps["topk_corpus"] == ["quality_scores"]
-    assert deps["packed_shards"] == ["phase1_corpus", "tokenizer", "topk_corpus"]
+    assert deps["synthetic_seeds"] == ["tokenizer", "topk_corpus"]
+    assert deps["synthetic_corpus"] == [
+        "decontaminated_files", "synthetic_generator", "synthetic_seeds"
+    ]  # fmt: skip
+    assert deps["packed_shards"] == [
+        "phase1_corpus", "synthetic_corpus", "tokenizer", "topk_corpus"
+    ]  # fmt: skip
     assert deps["checkpoints"] == ["phase_manifest"]
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("raw_files", "every_file_decided") in checks
@@ -80,15 +90,21 @@ def test_every_materializable_asset_has_a_code_version_automation_and_pool_polic
     runnable = {k: n for k, n in nodes.items() if n.is_materializable}
     assert all(n.code_version for n in runnable.values())
     manual = {k for k, n in runnable.items() if n.automation_condition is None}
-    assert manual == {"hub_phase1_dataset", "hub_phase2_dataset", "hub_model"}
+    assert manual == {
+        "hub_phase1_dataset", "hub_phase2_dataset", "hub_phase3_dataset", "hub_model"
+    }  # fmt: skip
     on_missing = {
         k for k, n in runnable.items() if n.automation_condition and "on_missing" in
         str(n.automation_condition.get_label() or "")
     }  # fmt: skip
-    assert on_missing == {"tokenizer", "quality_annotator", "quality_scores", "checkpoints"}
+    assert on_missing == {
+        "tokenizer", "quality_annotator", "quality_scores", "checkpoints",
+        "synthetic_generator", "synthetic_corpus",
+    }  # fmt: skip
     pools = {k: defs.get_assets_def(k).op.pool for k in runnable}
     assert {k for k, p in pools.items() if p == "gpu"} == {
-        "quality_annotator", "quality_scores", "checkpoints"
+        "quality_annotator", "quality_scores", "checkpoints", "synthetic_generator",
+        "synthetic_corpus",
     }  # fmt: skip
     assert pools["dup_clusters"] == pools["phase1_corpus"] == "global_writers"
     assert pools["raw_files"] is None  # per-partition stages run side by side
@@ -106,7 +122,8 @@ def test_code_versions_follow_the_configuration_section_an_asset_reads(tmp_path)
     changed = tmp_path / "b.toml"
     changed.write_text(base.read_text() + "[filters]\nmax_line_length = 500\n")
     before, after = code_versions(load_config(base)), code_versions(load_config(changed))
-    assert {k for k in before if before[k] != after[k]} == {"filtered_files"}
+    # synthetic_corpus applies the same thresholds to the synthetic files
+    assert {k for k in before if before[k] != after[k]} == {"filtered_files", "synthetic_corpus"}
 
 
 def test_dg_check_defs_passes(dagster_home):

@@ -16,8 +16,12 @@ from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import digest
 
 Log = Callable[[str], None]
-DATASETS = {"phase1": ("phase1_corpus", "phase1_corpus"), "phase2": ("topk_corpus", "topk_corpus")}
-ARTIFACTS = ("phase1", "phase2", "model")
+DATASETS = {
+    "phase1": ("phase1_corpus", "phase1_corpus"),
+    "phase2": ("topk_corpus", "topk_corpus"),
+    "phase3": ("synthetic_corpus", "synthetic_corpus"),
+}
+ARTIFACTS = ("phase1", "phase2", "phase3", "model")
 
 
 def build_repository(
@@ -35,6 +39,10 @@ def build_repository(
     corpus = config.data_dir / folder
     if not any(corpus.rglob("*.parquet")):
         raise FileNotFoundError(f"{corpus} holds no corpus yet: materialize {folder} first")
+    if artifact == "phase3" and not _rows(corpus):
+        raise FileNotFoundError(
+            f"{corpus} kept no synthetic file (see the `synthetic` view): nothing to publish"
+        )
     dataset_layout(
         corpus,
         out_dir,
@@ -103,7 +111,45 @@ def _facts(config: SnowcoderConfig, artifact: str) -> dict[str, Any]:
             f"{config.topk.budget_tokens or config.topk.budget_fraction} "
             f"(tokens or fraction), repeated {config.topk.repeats}x in training"
         )
+    if artifact == "phase3":
+        facts.update(_synthetic_facts(config))
     return facts
+
+
+def _rows(corpus: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in corpus.rglob("*.parquet"))
+
+
+def _synthetic_facts(config: SnowcoderConfig) -> dict[str, Any]:
+    """How phase 3 was made: generator, template, sampling and the funnel of its prompts."""
+    import duckdb
+
+    from snowcoder_assets.layout import lineage_table_dir
+    from snowcoder_assets.phase3.prompts import template_id
+
+    settings = config.synthetic
+    glob = str(lineage_table_dir(config.data_dir, "synthetic") / "**" / "*.parquet")
+    rows = duckdb.sql(
+        "SELECT generator, kept, split_part(reason, ':', 1) AS reason, count(*) AS n "
+        f"FROM read_parquet('{glob}', union_by_name = true) GROUP BY ALL ORDER BY n DESC"
+    ).fetchall()
+    kept = sum(n for _, k, _, n in rows if k)
+    dropped = ", ".join(f"{reason} {n}" for _, k, reason, n in rows if not k) or "none"
+    return {
+        "generation": (
+            "OSS-Instruct adapted to pretraining (Magicoder, arXiv 2312.02120): the generator "
+            "writes one documented, self-contained file that solves a problem a phase-2 seed "
+            "file inspires; then phase-1 filters, exact + near dedup against phases 1-2 and "
+            "each other, decontamination"
+        ),
+        "generator": ", ".join(sorted({g for g, *_ in rows})) or "-",
+        "prompt template": template_id(),
+        "sampling": str(settings.sampling().as_dict()),
+        "prompts": f"{sum(n for *_, n in rows)} sent or planned, {kept} kept; dropped: {dropped}",
+        "provenance": "every row carries seed_doc_ids, generator, prompt_id and template_id",
+    }
 
 
 def _version() -> str:
@@ -179,8 +225,9 @@ def model_card(config: SnowcoderConfig, checkpoint: Path, repo_id: str) -> str:
         "",
         "## Data",
         "",
-        "Trained on the snowcoder phase-1 corpus and phase-2 top-k corpus built from "
-        "these sources: "
+        "Trained on the snowcoder phase-1 corpus, phase-2 top-k corpus"
+        + (" and phase-3 synthetic corpus" if _trained(manifest, "phase3") else "")
+        + " built from these sources: "
         + ", ".join(f"`{s.name}` ({s.kind})" for s in config.sources)
         + ". Evaluation results: none yet.",
         "",
@@ -194,6 +241,10 @@ def model_card(config: SnowcoderConfig, checkpoint: Path, repo_id: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _trained(manifest: dict[str, Any], name: str) -> bool:
+    return any(p["name"] == name and p.get("data") for p in manifest["phases"])
 
 
 def _schedule_text(schedule: dict[str, Any]) -> str:

@@ -45,6 +45,10 @@ def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
 
     settings = snowcoder.load()
     repo_id, dry_run = publish_target(settings, artifact, run_config)
+    empty = _empty_synthetic_corpus(settings) if artifact == "phase3" else None
+    if empty:
+        context.log.warning(empty)
+        return materialize_files(context, settings, [], {"repo_id": repo_id, "note": empty})
     summary = publish_artifact(
         settings,
         artifact,
@@ -67,6 +71,18 @@ def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
         metadata["note"] = message
     local = dry_run or settings.data_dir / "hub" / artifact
     return materialize_files(context, settings, files_under(local), metadata)
+
+
+def _empty_synthetic_corpus(settings) -> str | None:
+    """Why there is nothing to publish for phase 3 (every synthetic file dropped), or None."""
+    import pyarrow.parquet as pq
+
+    from snowcoder_assets.phase3.corpus import corpus_path
+
+    path = corpus_path(settings.data_dir)
+    if path.is_file() and pq.read_metadata(path).num_rows == 0:
+        return "nothing published: the synthetic corpus kept no file (see the `synthetic` view)"
+    return None
 
 
 @dg.asset(group_name="hub", deps=["phase1_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
@@ -92,6 +108,18 @@ def hub_phase2_dataset(
     return _publish(context, config, snowcoder, hub, "phase2")
 
 
+@dg.asset(group_name="hub", deps=["synthetic_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
+def hub_phase3_dataset(
+    context: dg.AssetExecutionContext,
+    config: PublishConfig,
+    snowcoder: SnowcoderConfigResource,
+    hub: HubResource,
+) -> dg.MaterializeResult:
+    """The phase-3 synthetic corpus as a Hugging Face dataset, provenance in every row (seed
+    ids, generator, prompt and template id) and a card that says how it was made."""
+    return _publish(context, config, snowcoder, hub, "phase3")
+
+
 @dg.asset(group_name="hub", deps=["checkpoints"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
 def hub_model(
     context: dg.AssetExecutionContext,
@@ -108,4 +136,5 @@ def code_versions(config) -> dict[str, str]:
 
     modules = [f"snowcoder_assets.hub.{m}" for m in ("artifacts", "cards", "layout", "publish")]
     version = code_version(modules, config.hub)
-    return {name: version for name in ("hub_phase1_dataset", "hub_phase2_dataset", "hub_model")}
+    names = ("hub_phase1_dataset", "hub_phase2_dataset", "hub_phase3_dataset", "hub_model")
+    return {name: version for name in names}

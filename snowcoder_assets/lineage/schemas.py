@@ -84,6 +84,14 @@ SYNTHETIC_SCHEMA = pa.schema(
         ("prompt_id", pa.string()),
         ("kept", pa.bool_()),
         ("reason", pa.string()),
+        # Beyond the contract's six: enough to redo or audit a prompt.
+        ("detail", pa.string()),
+        ("lang", pa.string()),
+        ("template_id", pa.string()),
+        ("sampling", pa.string()),  # JSON of the sampling parameters
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
     ]
 )
 

@@ -15,6 +15,7 @@ from snowcoder_assets.layout import (
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
+from snowcoder_assets.phase3.corpus import corpus_dir as synthetic_corpus_dir
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
 
@@ -25,7 +26,7 @@ def phase_corpora(data_dir) -> dict:
     return {
         "phase1": corpus_dir(data_dir),
         "phase2": topk_dir(data_dir),
-        "phase3": data_dir / "synthetic_corpus",
+        "phase3": synthetic_corpus_dir(data_dir),
     }
 
 
@@ -55,7 +56,7 @@ def tokenizer(
 
 @dg.asset(
     group_name="tokens",
-    deps=["tokenizer", "phase1_corpus", "topk_corpus"],
+    deps=["tokenizer", "phase1_corpus", "topk_corpus", "synthetic_corpus"],
     kinds={"numpy"},
     pool=GLOBAL_WRITERS,
     automation_condition=CPU_EAGER,

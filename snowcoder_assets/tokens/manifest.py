@@ -63,9 +63,10 @@ PEAK_LR, PHASE1_FINAL_LR = 5.3e-4, 5.3e-5
 SKIP_REASONS = {
     "phase1": "no phase-1 corpus packed",
     "phase2": "no top-k corpus packed: phase 2 needs the quality annotator's selection",
-    "phase3": "no synthetic corpus yet: phase 3 lands with the synthetic-data issue",
+    "phase3": "no synthetic corpus packed: phase 3 needs synthetic_corpus",
 }
 EMPTY_REASON = "its corpus fills no whole sequence of {seq_len} tokens"
+SHORT_REASON = "its corpus holds {held} tokens (x{repeats} repeats), less than one step of {step}"
 # Model keys a config may override; the vocabulary and the token ids come from the tokenizer.
 MODEL_OVERRIDES = (
     "hidden_size",
@@ -248,6 +249,12 @@ def _attach_data(phase: dict, index_path: Path | None, clamp: bool, log: Log) ->
     if held == 0:
         _skip(phase, EMPTY_REASON.format(seq_len=index["seq_len"]))
         log(f"{name}: skipped, {phase['skip_reason']}")
+    elif held * phase["repeats"] < (step := phase["batch_size"] * phase["seq_len"]):
+        _skip(phase, SHORT_REASON.format(held=held, repeats=phase["repeats"], step=step))
+        log(f"{name}: skipped, {phase['skip_reason']}")
+    elif phase["token_budget"] < step:
+        log(f"{name}: demo budget of {phase['token_budget']} tokens raised to one step ({step})")
+        phase["token_budget"] = step
     elif phase["token_budget"] > held * phase["repeats"]:
         cap = held * phase["repeats"]
         log(
@@ -325,6 +332,11 @@ def _check_data(phase: Mapping[str, Any], model: Mapping[str, Any]) -> list[str]
         problems.append(
             f"{name} shards end documents with id {index['eod_id']} but the model's "
             f"eos_token_id is {model['eos_token_id']}"
+        )
+    if 0 < budget < phase["batch_size"] * phase["seq_len"]:
+        problems.append(
+            f"{name} token_budget {budget} is less than one step "
+            f"({phase['batch_size']} x {phase['seq_len']} tokens)"
         )
     if budget > index["num_tokens"] * repeats:
         problems.append(

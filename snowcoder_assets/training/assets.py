@@ -26,7 +26,9 @@ from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
 
 
-def train_command(manifest: Path, phase: str, devices: int) -> list[str]:
+def train_command(
+    manifest: Path, phase: str, devices: int, asset_key: str = "checkpoints"
+) -> list[str]:
     """`python -m snowcoder_train ...`, or `torchrun` over every local GPU when there are >1."""
     args = [
         "-m",
@@ -36,7 +38,7 @@ def train_command(manifest: Path, phase: str, devices: int) -> list[str]:
         "--phase",
         phase,
         "--asset-key",
-        "checkpoints",
+        asset_key,
     ]
     if devices > 1 and shutil.which("torchrun"):
         return ["torchrun", "--standalone", f"--nproc_per_node={devices}", *args]

@@ -184,9 +184,7 @@ def test_manifest_skips_an_absent_phase_3(tmp_path: Path, demo_indexes) -> None:
     assert phase3["data"] is None
     assert phase3["token_budget"] == 0
     assert phase3["skip_reason"] == SKIP_REASONS["phase3"]
-    assert phase3["skip_reason"] == (
-        "no synthetic corpus yet: phase 3 lands with the synthetic-data issue"
-    )
+    assert phase3["skip_reason"] == ("no synthetic corpus packed: phase 3 needs synthetic_corpus")
     assert phase3["init_from"] == "phase2"
 
 
