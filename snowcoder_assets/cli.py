@@ -203,8 +203,7 @@ def _explain(args: argparse.Namespace, config: SnowcoderConfig) -> int:
 
     matches = query(config.data_dir, "select_file_matches", ref=args.ref)
     if not matches:
-        print(f"no file matches {args.ref!r} (give <repo>/<path> or a doc_id)", file=sys.stderr)
-        return 1
+        return _explain_synthetic(config, args.ref)
     for file in matches:
         print(f"{file['repo']}/{file['path']}")
         for key in ("doc_id", "source", "partition", "lang", "bytes", "content_sha"):
@@ -216,6 +215,30 @@ def _explain(args: argparse.Namespace, config: SnowcoderConfig) -> int:
             print(f"  [{d['stage']}] {verdict}{why}{detail}")
         for rel in query(config.data_dir, "select_file_related", doc_id=file["doc_id"]):
             print(f"  [{rel['table']}] {rel['row']}")
+    return 0
+
+
+def _explain_synthetic(config: SnowcoderConfig, ref: str) -> int:
+    """A phase-3 file (doc_id or prompt_id): its prompt's fate and the seeds it came from."""
+    from snowcoder_assets.lineage.store import query
+
+    rows = query(config.data_dir, "select_synthetic_matches", ref=ref)
+    if not rows:
+        print(
+            f"no file matches {ref!r} (give <repo>/<path>, a doc_id or a synthetic prompt_id)",
+            file=sys.stderr,
+        )
+        return 1
+    for row in rows:
+        verdict = "kept" if row["kept"] else f"DROPPED: {row['reason']}"
+        detail = f" ({row['detail']})" if row["detail"] else ""
+        print(f"synthetic {row['doc_id']} ({row['lang']}): {verdict}{detail}")
+        for key in ("generator", "prompt_id", "template_id", "sampling", "finish_reason"):
+            print(f"  {key:<14} {row[key]}")
+        print(f"  {'tokens':<14} {row['prompt_tokens']} prompt, {row['completion_tokens']} out")
+        for seed in row["seed_doc_ids"]:
+            for file in query(config.data_dir, "select_file_matches", ref=seed):
+                print(f"  seed           {file['repo']}/{file['path']} ({seed})")
     return 0
 
 

@@ -80,6 +80,14 @@ def test_default_config_path_follows_env(tmp_path: Path, monkeypatch: pytest.Mon
             '[ingest]\nlanguages = ["klingon"]\n[[sources]]\nname="a"\nkind="python_install"\n',
             "ingest.languages: Value error, unknown language(s) ['klingon']",
         ),
+        (
+            '[[sources]]\nname="a"\nkind="python_install"\n[synthetic]\nbackend = "openai"\n',
+            "synthetic: Value error, backend = 'openai' needs model",
+        ),
+        (
+            '[[sources]]\nname="a"\nkind="python_install"\n[synthetic]\nbackend = "tgi"\n',
+            "synthetic.backend: Input should be 'vllm' or 'openai'",
+        ),
         ("[paths\n", "not valid TOML"),
         ('[paths]\ndata_dir = "x"\n', "sources: missing required key"),
     ],
@@ -115,3 +123,5 @@ def test_paper_config_is_valid_apart_from_its_data_paths():
     assert config.tokenizer.vocab_size == 64000
     assert config.topk.budget_tokens == 12_500_000_000 and config.topk.repeats == 4
     assert config.annotator.base_model == "Snowflake/snowflake-arctic-embed-m"
+    assert config.synthetic.model == "meta-llama/Llama-3.1-70B-Instruct"
+    assert config.synthetic.budget_tokens == 2_000_000_000

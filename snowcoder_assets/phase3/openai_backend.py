@@ -170,17 +170,27 @@ class OpenAIBackend:
             return self._failed(request, self._reason(error))
         except openai.APIError as error:
             return self._failed(request, self._reason(error))
+        try:
+            return self._response(request, completion)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+            # A server that answers 200 with the wrong shape: this prompt fails, not the run.
+            return self._failed(request, f"malformed response: {type(error).__name__}")
+
+    def _response(self, request: PromptRequest, completion: Any) -> Response:
         if not completion.choices:
             return self._failed(request, "the server answered without choices")
         choice = completion.choices[0]
         text = choice.message.content if self.endpoint == "chat" else choice.text
+        if text is not None and not isinstance(text, str):
+            raise TypeError("text is not a string")
         usage = completion.usage
+        finish = choice.finish_reason
         return Response(
             prompt_id=request.prompt_id,
             text=text or "",
-            finish_reason=choice.finish_reason,
-            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
-            completion_tokens=(usage.completion_tokens or 0) if usage else 0,
+            finish_reason=None if finish is None else str(finish),
+            prompt_tokens=int(usage.prompt_tokens or 0) if usage else 0,
+            completion_tokens=int(usage.completion_tokens or 0) if usage else 0,
             generator=self.generator,
         )
 

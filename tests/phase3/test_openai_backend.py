@@ -327,3 +327,28 @@ def test_a_server_gone_mid_run_stops_the_run_instead_of_failing_every_prompt(
                 prompts(5), Sampling(), journal, lambda _: None
             )
     assert sorted(journal.read()) == ["p0", "p1"]  # p2..p4 are not recorded as failed
+
+
+def test_answers_of_the_wrong_shape_fail_their_prompt_not_the_run(
+    journal: ResponseJournal,
+) -> None:
+    shapes = {
+        "number 0.": {"id": "x", "choices": [{"index": 0, "finish_reason": "stop"}]},
+        "number 1.": {"id": "x", "choices": []},
+        "number 2.": {"id": "x", "choices": [{"index": 0, "message": {"content": 42}}]},
+        "number 3.": {"unexpected": True},
+    }
+
+    def misbehaving(endpoint: str, body: dict[str, Any], attempt: int) -> Reply:
+        for marker, shape in shapes.items():
+            if marker in prompt_text(body):
+                return Reply(body=shape)
+        return default_responder(endpoint, body, attempt)
+
+    with OpenAIServer(responder=misbehaving) as server:
+        backend(server).generate(prompts(5), Sampling(), journal, lambda _: None)
+    done = journal.read()
+    assert len(done) == 5
+    for prompt_id in ("p0", "p1", "p2", "p3"):
+        assert done[prompt_id].text is None and done[prompt_id].error, prompt_id
+    assert done["p4"].error is None and "```python" in (done["p4"].text or "")

@@ -194,6 +194,23 @@ def test_phase3_trains_from_phase2_final_and_publishes(phase3_run) -> None:
     assert len(rows) == 2 and all(r["prompt_id"] and r["seed_doc_ids"] for r in rows)
 
 
+def test_explain_tells_a_synthetic_file_from_its_seed(phase3_run, capsys) -> None:
+    from snowcoder_assets.cli import main
+
+    config, _, _ = phase3_run
+    with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+        doc_id, seed = con.execute(
+            "SELECT doc_id, seed_doc_ids[1] FROM synthetic WHERE reason = 'exact_duplicate'"
+        ).fetchone()
+    argv = ["--config", str(config.config_file), "explain"]
+    assert main([*argv, doc_id]) == 0
+    out = capsys.readouterr().out
+    assert f"synthetic {doc_id} (python): DROPPED: exact_duplicate" in out
+    assert "generator      openai:tiny-model" in out and f"({seed})" in out
+    assert main([*argv, seed]) == 0
+    assert f'"doc_id":"{doc_id}"' in capsys.readouterr().out  # the seed lists what it inspired
+
+
 def _metrics(folder: Path) -> list[dict]:
     return [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x]
 
