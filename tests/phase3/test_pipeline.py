@@ -28,7 +28,7 @@ from tests.corpora import local_dir_source, write_config
 from tests.phase2.test_pipeline import PHASE2_SETTINGS, STDLIB, _corpus
 from tests.phase3.openai_server import OpenAIServer, Reply
 
-PROMPTS = 8
+PROMPTS = 9
 GOOD = '''"""Problem: {name}. Solved step by step, with a test."""
 
 
@@ -64,7 +64,13 @@ def scripted_replies() -> list[Reply | str]:
         Reply(text="I would rather explain it in words."),
         Reply(text="```python\ndef half(", finish_reason="length"),
         Reply(text=fence.format("def broken(:\n    pass\n")),
+        Reply(text=fence.format(near_copy((STDLIB / "heapq.py").read_text()))),
     ]
+
+
+def near_copy(text: str) -> str:
+    """A phase-1 file with a new header and footer: a near, not an exact, duplicate."""
+    return f"# Heap queue helpers, lightly edited.\n{text}# end of the edited copy\n"
 
 
 def phase3_settings(base_url: str) -> str:
@@ -158,11 +164,14 @@ def test_every_prompt_has_one_row_with_its_fate(phase3_run) -> None:
     reasons = sorted((r[1] or "kept").split(" after")[0] for r in rows)
     assert reasons == sorted(
         ["kept", "exact_duplicate", "benchmark_ngram", "kept", "request_failed: HTTP 500",
-         "no_code_block", "truncated", "syntax_error"]
+         "no_code_block", "truncated", "syntax_error", "near_duplicate"]
     )  # fmt: skip
     details = {r[1]: r[2] for r in rows}
     assert "textwrap.py (phase 1)" in details["exact_duplicate"]
     assert details["benchmark_ngram"] == "humaneval HumanEval/0"
+    assert (
+        details["near_duplicate"].startswith("~0.9") and "phase-1 doc" in details["near_duplicate"]
+    )
     assert all(r[4] == "openai:tiny-model" and len(r[3]) == 1 for r in rows)
     assert ("humaneval", "HumanEval/0") in contamination
     kept = pq.read_table(corpus_path(config.data_dir)).to_pylist()
