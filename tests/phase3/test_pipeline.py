@@ -132,7 +132,12 @@ def phase3_run(tmp_path_factory: pytest.TempPathFactory):
     tmp_path = tmp_path_factory.mktemp("phase3")
     _corpus(tmp_path / "code")
     script = Script()
-    with OpenAIServer(models=("tiny-model", "tiny-model-2"), responder=script) as server:
+    with (
+        pytest.MonkeyPatch.context() as env,  # module scope: before the per-test isolation
+        OpenAIServer(models=("tiny-model", "tiny-model-2"), responder=script) as server,
+    ):
+        env.delenv("DAGSTER_HOME", raising=False)
+        env.delenv("SNOWCODER_CONFIG", raising=False)
         path = write_config(
             tmp_path / "c.toml",
             tmp_path / "data",
