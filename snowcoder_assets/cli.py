@@ -330,22 +330,15 @@ def _print_selection(config: SnowcoderConfig) -> None:
 
 def _print_synthetic(config: SnowcoderConfig) -> None:
     """The phase-3 funnel: prompts sent, kept, dropped by reason; why phase 3 did not train."""
-    from collections import Counter
+    from snowcoder_assets.phase3.corpus import funnel, synthetic_lineage_path
 
-    import pyarrow.parquet as pq
-
-    from snowcoder_assets.phase3.corpus import synthetic_lineage_path
-
-    path = synthetic_lineage_path(config.data_dir, "synthetic")
-    if not path.is_file():
-        return
-    rows = pq.read_table(path).to_pylist()
-    sent = sum(1 for r in rows if r["reason"] != "budget_exhausted")
-    kept = sum(1 for r in rows if r["kept"])
-    dropped = Counter((r["reason"] or "").split(":")[0] for r in rows if not r["kept"])
-    print(f"\nphase 3: {len(rows)} prompts, {sent} sent, {kept} kept", end="")
+    if not synthetic_lineage_path(config.data_dir, "synthetic").is_file():
+        return  # phase 3 never ran
+    counts = funnel(config.data_dir)
+    dropped = ", ".join(f"{reason} {n}" for reason, n in counts["dropped"].items())
     print(
-        "; dropped: " + ", ".join(f"{k} {n}" for k, n in dropped.most_common()) if dropped else ""
+        f"\nphase 3: {counts['prompts']} prompts, {counts['sent']} sent, {counts['kept']} kept"
+        + (f"; dropped: {dropped}" if dropped else "")
     )
     manifest = config.data_dir / "phase_manifest.json"
     if manifest.is_file():

@@ -39,10 +39,8 @@ def build_repository(
     corpus = config.data_dir / folder
     if not any(corpus.rglob("*.parquet")):
         raise FileNotFoundError(f"{corpus} holds no corpus yet: materialize {folder} first")
-    if artifact == "phase3" and not _rows(corpus):
-        raise FileNotFoundError(
-            f"{corpus} kept no synthetic file (see the `synthetic` view): nothing to publish"
-        )
+    if empty := nothing_to_publish(config, artifact):
+        raise FileNotFoundError(f"{corpus}: {empty}")
     dataset_layout(
         corpus,
         out_dir,
@@ -116,27 +114,26 @@ def _facts(config: SnowcoderConfig, artifact: str) -> dict[str, Any]:
     return facts
 
 
-def _rows(corpus: Path) -> int:
+def nothing_to_publish(config: SnowcoderConfig, artifact: str) -> str | None:
+    """Why a built corpus gives nothing to publish (phase 3 when every synthetic file was
+    dropped), or None."""
     import pyarrow.parquet as pq
 
-    return sum(pq.read_metadata(p).num_rows for p in corpus.rglob("*.parquet"))
+    if artifact != "phase3":
+        return None
+    files = list((config.data_dir / DATASETS[artifact][0]).rglob("*.parquet"))
+    if files and not sum(pq.read_metadata(p).num_rows for p in files):
+        return "the synthetic corpus kept no file (see the `synthetic` view): nothing to publish"
+    return None
 
 
 def _synthetic_facts(config: SnowcoderConfig) -> dict[str, Any]:
     """How phase 3 was made: generator, template, sampling and the funnel of its prompts."""
-    import duckdb
-
-    from snowcoder_assets.layout import lineage_table_dir
+    from snowcoder_assets.phase3.corpus import funnel
     from snowcoder_assets.phase3.prompts import template_id
 
-    settings = config.synthetic
-    glob = str(lineage_table_dir(config.data_dir, "synthetic") / "**" / "*.parquet")
-    rows = duckdb.sql(
-        "SELECT generator, kept, split_part(reason, ':', 1) AS reason, count(*) AS n "
-        f"FROM read_parquet('{glob}', union_by_name = true) GROUP BY ALL ORDER BY n DESC"
-    ).fetchall()
-    kept = sum(n for _, k, _, n in rows if k)
-    dropped = ", ".join(f"{reason} {n}" for _, k, reason, n in rows if not k) or "none"
+    counts = funnel(config.data_dir)
+    dropped = ", ".join(f"{reason} {n}" for reason, n in counts["dropped"].items()) or "none"
     return {
         "generation": (
             "OSS-Instruct adapted to pretraining (Magicoder, arXiv 2312.02120): the generator "
@@ -144,10 +141,13 @@ def _synthetic_facts(config: SnowcoderConfig) -> dict[str, Any]:
             "file inspires; then phase-1 filters, exact + near dedup against phases 1-2 and "
             "each other, decontamination"
         ),
-        "generator": ", ".join(sorted({g for g, *_ in rows})) or "-",
+        "generator": ", ".join(counts["generators"]) or "-",
         "prompt template": template_id(),
-        "sampling": str(settings.sampling().as_dict()),
-        "prompts": f"{sum(n for *_, n in rows)} sent or planned, {kept} kept; dropped: {dropped}",
+        "sampling": str(config.synthetic.sampling().as_dict()),
+        "prompts": (
+            f"{counts['prompts']} prompts, {counts['sent']} sent, {counts['kept']} kept; "
+            f"dropped: {dropped}"
+        ),
         "provenance": "every row carries seed_doc_ids, generator, prompt_id and template_id",
     }
 

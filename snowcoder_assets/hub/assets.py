@@ -41,12 +41,11 @@ def publish_target(settings, artifact: str, run_config: PublishConfig) -> tuple[
 
 
 def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
-    from snowcoder_assets.hub.artifacts import publish_artifact
+    from snowcoder_assets.hub.artifacts import nothing_to_publish, publish_artifact
 
     settings = snowcoder.load()
     repo_id, dry_run = publish_target(settings, artifact, run_config)
-    empty = _empty_synthetic_corpus(settings) if artifact == "phase3" else None
-    if empty:
+    if empty := nothing_to_publish(settings, artifact):
         context.log.warning(empty)
         return materialize_files(context, settings, [], {"repo_id": repo_id, "note": empty})
     summary = publish_artifact(
@@ -71,18 +70,6 @@ def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
         metadata["note"] = message
     local = dry_run or settings.data_dir / "hub" / artifact
     return materialize_files(context, settings, files_under(local), metadata)
-
-
-def _empty_synthetic_corpus(settings) -> str | None:
-    """Why there is nothing to publish for phase 3 (every synthetic file dropped), or None."""
-    import pyarrow.parquet as pq
-
-    from snowcoder_assets.phase3.corpus import corpus_path
-
-    path = corpus_path(settings.data_dir)
-    if path.is_file() and pq.read_metadata(path).num_rows == 0:
-        return "nothing published: the synthetic corpus kept no file (see the `synthetic` view)"
-    return None
 
 
 @dg.asset(group_name="hub", deps=["phase1_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)

@@ -7,7 +7,7 @@ from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
-from snowcoder_assets.phase3.resources import NoGenerator, SyntheticGeneratorResource
+from snowcoder_assets.phase3.resources import SyntheticGeneratorResource
 from snowcoder_assets.raw.discovery import materialized_config_partitions
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
@@ -116,18 +116,15 @@ def synthetic_corpus(
     config = snowcoder.load()
     data_dir = config.data_dir
     record = read_generator(data_dir)
-    if not record["model"]:
-        backend = NoGenerator()
-    else:
-        backend = generation.backend(
-            config,
-            record["model"],
-            record["endpoint"],
-            context,
-            pipes_subprocess_client,
-            generator_dir(data_dir) / "work",
-            record.get("label"),
-        )
+    backend = generation.backend(
+        config,
+        record["model"],
+        record["endpoint"],
+        context,
+        pipes_subprocess_client,
+        generator_dir(data_dir) / "work",
+        record.get("label"),
+    )
     partitions = materialized_config_partitions(context.instance, config, "decontaminated_files")
     report = build_synthetic_corpus(config, backend, partitions, context.log.info)
     refresh_views(data_dir)

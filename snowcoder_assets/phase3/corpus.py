@@ -56,6 +56,25 @@ def synthetic_lineage_path(data_dir: Path, table: str) -> Path:
     return lineage_part_path(data_dir, table, "synthetic", "_corpus", "all")
 
 
+def funnel(data_dir: Path) -> dict[str, Any]:
+    """Prompts, sent, kept and dropped by reason, from the `synthetic` view: what the demo
+    prints and the dataset card tells."""
+    from snowcoder_assets.lineage.store import query
+
+    rows = query(data_dir, "select_synthetic_funnel")
+    dropped: Counter[str] = Counter()
+    for row in rows:
+        if not row["kept"]:
+            dropped[row["reason"]] += row["prompts"]
+    return {
+        "prompts": sum(r["prompts"] for r in rows),
+        "sent": sum(r["prompts"] for r in rows if r["reason"] != "budget_exhausted"),
+        "kept": sum(r["prompts"] for r in rows if r["kept"]),
+        "dropped": dict(dropped.most_common()),
+        "generators": sorted({r["generator"] for r in rows}),
+    }
+
+
 def journal_path(data_dir: Path, generator: str) -> Path:
     """One journal per generator, so a new model never reuses another model's answers."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", generator)[-60:]
@@ -79,8 +98,9 @@ def send_missing(
     backend: Backend,
     config: SnowcoderConfig,
     log: Log,
-) -> dict[str, int]:
-    """Send the prompts the journal lacks, within the token budget; what was sent."""
+) -> tuple[dict[str, int], dict[str, Response]]:
+    """Send the prompts the journal lacks, within the token budget; what was sent, and every
+    response the journal then holds."""
     settings = config.synthetic
     done = journal.read()
     pending = [r for r in requests if r.prompt_id not in done]
@@ -96,10 +116,11 @@ def send_missing(
         batch, pending = pending[:chunk], pending[chunk:]
         backend.generate(batch, settings.sampling(), journal, log)
         sent += len(batch)
-        spent = sum(r.completion_tokens for r in journal.read().values())
+        done = journal.read()
+        spent = sum(r.completion_tokens for r in done.values())
     if pending:
         log(f"budget of {budget} generated tokens reached: {len(pending)} prompts not sent")
-    return {"sent": sent, "unsent": len(pending), "generated_tokens": spent}
+    return {"sent": sent, "unsent": len(pending), "generated_tokens": spent}, done
 
 
 def build_synthetic_corpus(
@@ -112,11 +133,11 @@ def build_synthetic_corpus(
     seeds = read_seeds(data_dir)
     requests = [build_request(s, settings.system_message, settings.sampling()) for s in seeds]
     journal = ResponseJournal(journal_path(data_dir, backend.generator))
-    sending = send_missing(requests, journal, backend, config, log)
-    responses = journal.read()
-    rows, files = _parse_all(seeds, requests, responses, backend.generator, config)
-    evidence = _filter(config, files, rows, partitions)
-    _write(data_dir, rows, files, evidence, template_id())
+    sending, responses = send_missing(requests, journal, backend, config, log)
+    template = template_id()
+    rows, files = _parse_all(seeds, requests, responses, backend.generator, template, config)
+    evidence = _filter(config, files, partitions)
+    _write(data_dir, files, rows, evidence, template)
     reasons = Counter(r["reason"].split(":")[0] for r in rows if not r["kept"])
     kept = sum(r["kept"] for r in rows)
     log(f"phase 3 funnel: {len(rows)} prompts, {kept} kept, dropped {dict(reasons)}")
@@ -136,11 +157,11 @@ def _parse_all(
     requests: list[PromptRequest],
     responses: dict[str, Response],
     generator: str,
+    template: str,
     config: SnowcoderConfig,
 ) -> tuple[list[dict], list[dict]]:
     """A `synthetic` row per prompt; the files whose response held usable code."""
     from snowcoder_assets.phase3.parse import extract_code
-    from snowcoder_assets.phase3.prompts import template_id
 
     sampling = json.dumps(config.synthetic.sampling().as_dict(), sort_keys=True)
     rows, files = [], []
@@ -154,7 +175,7 @@ def _parse_all(
             "prompt_id": request.prompt_id,
             "kept": False,
             "lang": seed["lang"],
-            "template_id": template_id(),
+            "template_id": template,
             "sampling": sampling,
             "finish_reason": response.finish_reason if response else None,
             "prompt_tokens": response.prompt_tokens if response else 0,
@@ -183,9 +204,8 @@ def _parse_all(
     return rows, files
 
 
-def _filter(
-    config: SnowcoderConfig, files: list[dict], rows: list[dict], partitions: list[str]
-) -> list[dict]:
+def _filter(config: SnowcoderConfig, files: list[dict], partitions: list[str]) -> list[dict]:
+    """Mark each file's row kept or dropped by phase 1's machinery; the contamination rows."""
     from snowcoder_assets.phase3.filtering import apply_filters
 
     evidence = []
@@ -200,7 +220,7 @@ def _filter(
 
 
 def _write(
-    data_dir: Path, rows: list[dict], files: list[dict], evidence: list[dict], template: str
+    data_dir: Path, files: list[dict], rows: list[dict], evidence: list[dict], template: str
 ) -> None:
     documents = []
     for file in files:

@@ -31,7 +31,10 @@ class SyntheticGeneratorResource(dg.ConfigurableResource):
         work_dir: Path,
         label: str | None = None,
     ) -> Backend:
+        """The configured backend for `model`; with no model (`max_prompts = 0`), none."""
         settings = config.synthetic
+        if not model:
+            return NoGenerator()
         if settings.backend == "openai":
             from snowcoder_assets.phase3.openai_backend import OpenAIBackend
 
