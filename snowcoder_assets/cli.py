@@ -26,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:  # child processes (dagster dev, run workers) read the same file
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     try:
-        config = load_config(args.config) if args.command != "score" else None
+        needs_config = args.command not in ("score", "evaluate")
+        config = load_config(args.config) if needs_config else None
         return int(args.handler(args, config) or 0)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -91,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--dry-run", metavar="DIR", help="write the repository to DIR, upload nothing")
     pub.set_defaults(handler=_publish)
 
+    from snowcoder_assets.evaluation.samples import add_parser as add_evaluate
+
+    add_evaluate(sub)
+
     stats = sub.add_parser("stats", help="files, kept and dropped per stage, with drop reasons")
     stats.set_defaults(handler=_stats)
     return parser
@@ -136,6 +141,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     _print_selection(config)
     _print_synthetic(config)
     _print_training(config)
+    _print_evaluation(config)
     db = lineage_db_path(config.data_dir)
     print(f"\ndata:          {config.data_dir}")
     print(f"runs:          {_instance_home(config)} (the Dagster instance of this data_dir)")
@@ -370,6 +376,12 @@ def _print_training(config: SnowcoderConfig) -> None:
     if rows:
         print()
         _print_table(rows, "training (AutoModelForCausalLM.from_pretrained(final) loads it)")
+
+
+def _print_evaluation(config: SnowcoderConfig) -> None:
+    from snowcoder_assets.evaluation.report import summary_lines
+
+    print("\n".join(summary_lines(config)))
 
 
 def _print_table(rows: list[dict[str, Any]], title: str) -> None:

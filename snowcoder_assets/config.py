@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from snowcoder_assets.evaluation.settings import EvaluationConfig
 from snowcoder_assets.phase1.decontaminate import DecontaminationConfig
 from snowcoder_assets.phase1.filters import FilterPolicy
 from snowcoder_assets.phase1.minhash import MinhashConfig
@@ -206,6 +207,7 @@ class SnowcoderConfig(StrictModel):
     topk: TopkConfig = Field(default_factory=TopkConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
     # Where the file was read from; set by load_config, not by the file.
@@ -313,6 +315,7 @@ def _resolve_paths(config: SnowcoderConfig, config_file: Path) -> SnowcoderConfi
             "config_file": config_file,
             "decontamination": decontamination,
             "synthetic": _resolve_synthetic(base, config.synthetic),
+            "evaluation": _resolve_evaluation(base, config.evaluation),
         }
     )
 
@@ -325,6 +328,14 @@ def _resolve_synthetic(base: Path, synthetic: SyntheticConfig) -> SyntheticConfi
     if synthetic.backend == "vllm" and synthetic.model and _looks_local(base, synthetic.model):
         update["model"] = str(_resolve(base, Path(synthetic.model)))
     return synthetic.model_copy(update=update)
+
+
+def _resolve_evaluation(base: Path, evaluation: EvaluationConfig) -> EvaluationConfig:
+    benchmarks = [
+        b.model_copy(update={"path": _resolve(base, b.path)}) for b in evaluation.benchmarks
+    ]
+    python = evaluation.vllm_python and _resolve(base, evaluation.vllm_python)
+    return evaluation.model_copy(update={"benchmarks": benchmarks, "vllm_python": python})
 
 
 def _resolve(base: Path, path: Path) -> Path:

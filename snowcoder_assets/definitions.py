@@ -12,6 +12,7 @@ import os
 import dagster as dg
 
 from snowcoder_assets.config import SnowcoderConfig, default_config_path, load_config
+from snowcoder_assets.evaluation import assets as evaluation_assets
 from snowcoder_assets.hub import assets as hub_assets
 from snowcoder_assets.hub.resources import HubResource
 from snowcoder_assets.orchestration.automation import automation_sensor
@@ -34,6 +35,7 @@ ROOMS = (
     phase3_assets,
     token_assets,
     training_assets,
+    evaluation_assets,
 )
 ASSETS = [
     raw_assets.raw_files,
@@ -54,6 +56,7 @@ ASSETS = [
     token_assets.packed_shards,
     token_assets.phase_manifest,
     training_assets.checkpoints,
+    evaluation_assets.evaluation,
     hub_assets.hub_phase1_dataset,
     hub_assets.hub_phase2_dataset,
     hub_assets.hub_phase3_dataset,
@@ -74,10 +77,13 @@ def hub_resource() -> HubResource:
 
 
 def generation_resource(config: SnowcoderConfig) -> SyntheticGeneratorResource:
-    """The key of an OpenAI-compatible endpoint from the variable `[synthetic] api_key_env`
-    names, bound as EnvVar (never read in assets)."""
-    var = config.synthetic.api_key_env
-    return SyntheticGeneratorResource(api_key=dg.EnvVar(var) if os.environ.get(var) else None)
+    """The keys of OpenAI-compatible endpoints from the variables `[synthetic] api_key_env`
+    and `[evaluation] api_key_env` name, bound as EnvVar (never read in assets)."""
+    keys = {"api_key": config.synthetic.api_key_env}
+    keys["evaluation_api_key"] = config.evaluation.api_key_env
+    return SyntheticGeneratorResource(
+        **{field: dg.EnvVar(var) for field, var in keys.items() if os.environ.get(var)}
+    )
 
 
 def code_versions(config: SnowcoderConfig) -> dict[str, str]:

@@ -97,6 +97,13 @@ def write_json(target: Path, payload: Any) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_jsonl(target: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line, whole or not at all (a reader never sees half a file)."""
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -75,6 +75,9 @@ def count_entries(root: Path) -> int:
 
 # Phase 3 sends no prompt unless a test asks for it (tests/phase3 do): generation is tested there.
 NO_SYNTHETIC = "max_prompts = 0"
+# The first HumanEval tasks, short greedy completions in the test's process: seconds, not the
+# ~20 s of a vLLM engine start per checkpoint (the vllm path has tests of its own).
+TINY_EVALUATION = 'backend = "transformers"\nmax_tasks = 6\nmax_new_tokens = 24'
 
 
 def write_config(
@@ -83,12 +86,14 @@ def write_config(
     sources_toml: str,
     ingest_toml: str = "",
     synthetic_toml: str = NO_SYNTHETIC,
+    evaluation_toml: str = TINY_EVALUATION,
 ) -> Path:
     path.write_text(
         f'[paths]\ndata_dir = "{data_dir.as_posix()}"\n'
         + (f"[ingest]\n{ingest_toml}\n" if ingest_toml else "")
         + sources_toml
         + f"\n[synthetic]\n{synthetic_toml}\n"
+        + f"\n[evaluation]\n{evaluation_toml}\n"
     )
     return path
 

@@ -38,6 +38,7 @@ def test_defs_contract():
         "packed_shards": "tokens",
         "phase_manifest": "tokens",
         "checkpoints": "training",
+        "evaluation": "evaluation",
         "hub_phase1_dataset": "hub",
         "hub_phase2_dataset": "hub",
         "hub_phase3_dataset": "hub",
@@ -72,6 +73,8 @@ def test_defs_contract():
         "phase1_corpus", "synthetic_corpus", "tokenizer", "topk_corpus"
     ]  # fmt: skip
     assert deps["checkpoints"] == ["phase_manifest"]
+    assert deps["evaluation"] == ["checkpoints"]
+    assert deps["hub_model"] == ["checkpoints", "evaluation"]
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("raw_files", "every_file_decided") in checks
     assert {name for key, name in checks if key == "phase1_corpus"} == {
@@ -79,6 +82,10 @@ def test_defs_contract():
         "unique_doc_id",
         "no_exact_duplicates",
         "no_benchmark_ngrams",
+    }
+    assert {name for key, name in checks if key == "evaluation"} == {
+        "every_task_executed",
+        "harness_self_test",
     }
     assert sorted(s.name for s in defs.sensors) == ["snowcoder_automation", "source_shard_sensor"]
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
@@ -99,12 +106,12 @@ def test_every_materializable_asset_has_a_code_version_automation_and_pool_polic
     }  # fmt: skip
     assert on_missing == {
         "tokenizer", "quality_annotator", "quality_scores", "checkpoints",
-        "synthetic_generator", "synthetic_corpus",
+        "synthetic_generator", "synthetic_corpus", "evaluation",
     }  # fmt: skip
     pools = {k: defs.get_assets_def(k).op.pool for k in runnable}
     assert {k for k, p in pools.items() if p == "gpu"} == {
         "quality_annotator", "quality_scores", "checkpoints", "synthetic_generator",
-        "synthetic_corpus",
+        "synthetic_corpus", "evaluation",
     }  # fmt: skip
     assert pools["dup_clusters"] == pools["phase1_corpus"] == "global_writers"
     assert pools["raw_files"] is None  # per-partition stages run side by side

@@ -229,8 +229,9 @@ def model_card(config: SnowcoderConfig, checkpoint: Path, repo_id: str) -> str:
         + (" and phase-3 synthetic corpus" if _trained(manifest, "phase3") else "")
         + " built from these sources: "
         + ", ".join(f"`{s.name}` ({s.kind})" for s in config.sources)
-        + ". Evaluation results: none yet.",
+        + ".",
         "",
+        *_evaluation_section(config),
         "## Use",
         "",
         "```python",
@@ -241,6 +242,25 @@ def model_card(config: SnowcoderConfig, checkpoint: Path, repo_id: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _evaluation_section(config: SnowcoderConfig) -> list[str]:
+    """Greedy pass@1 of every phase from the `evaluation` view (Table 2's shape)."""
+    from snowcoder_assets.evaluation.report import comparison, markdown, pass_at_1_rows
+
+    rows = pass_at_1_rows(config.data_dir)
+    if not rows:
+        return ["## Evaluation", "", "Not evaluated yet (materialize `evaluation`).", ""]
+    sandboxes = ", ".join(sorted({str(r["sandbox"]) for r in rows}))
+    return [
+        "## Evaluation",
+        "",
+        "Greedy pass@1 (%, passed/tasks) of each phase's final checkpoint, prompts with "
+        "trailing whitespace stripped, every sample executed in snowcoder's sandbox "
+        f"({sandboxes}):",
+        "",
+        markdown(comparison(rows)),
+    ]
 
 
 def _trained(manifest: dict[str, Any], name: str) -> bool:

@@ -107,14 +107,17 @@ def hub_phase3_dataset(
     return _publish(context, config, snowcoder, hub, "phase3")
 
 
-@dg.asset(group_name="hub", deps=["checkpoints"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
+@dg.asset(
+    group_name="hub", deps=["checkpoints", "evaluation"], kinds={"huggingface"}, pool=GLOBAL_WRITERS
+)
 def hub_model(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
     snowcoder: SnowcoderConfigResource,
     hub: HubResource,
 ) -> dg.MaterializeResult:
-    """The last phase's final checkpoint as a Hugging Face model repository with a model card."""
+    """The last phase's final checkpoint as a Hugging Face model repository with a model card
+    that carries every phase's pass@1."""
     return _publish(context, config, snowcoder, hub, "model")
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from snowcoder_assets.metadata import markdown_table
+
 # The Hub's `size_categories` buckets, by number of rows (documents).
 SIZE_BUCKETS = (
     (1_000, "n<1K"),
@@ -86,7 +88,7 @@ def _body(info: CardInfo, repo_id: str) -> str:
         f"Made by the `{info.recipe_step}` step of the Arctic-SnowCoder recipe "
         "(arXiv 2409.02326) as built by the SnowCoder data factory.\n",
         "## Configurations\n",
-        _markdown_table(
+        markdown_table(
             [
                 {
                     "config": name,
@@ -110,21 +112,8 @@ def _body(info: CardInfo, repo_id: str) -> str:
             "\n".join(f"- **{k}**: `{v}`" for k, v in info.extra.items()) + "\n",
         ]
     for title, rows in info.tables.items():
-        parts += [f"## {title}\n", _markdown_table(rows)]
+        parts += [f"## {title}\n", markdown_table(rows)]
     return "\n".join(parts)
-
-
-def _markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    if not rows:
-        return "(none)\n"
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def lineage_tables(data_dir) -> dict[str, list[dict[str, Any]]]:

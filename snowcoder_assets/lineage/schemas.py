@@ -95,6 +95,23 @@ SYNTHETIC_SCHEMA = pa.schema(
     ]
 )
 
+EVALUATION_SCHEMA = pa.schema(
+    [
+        ("checkpoint", pa.string()),  # <phase>@<weights digest>
+        ("phase", pa.string()),
+        ("benchmark", pa.string()),
+        ("task_id", pa.string()),
+        ("passed", pa.bool_()),
+        ("result", pa.string()),  # "passed", "failed: <short reason>", "timed out"
+        # Beyond the contract's six: what ran, where, and how long it took.
+        ("completion", pa.string()),
+        ("sandbox", pa.string()),  # bwrap | unshare | rlimit-only
+        ("seconds", pa.float64()),
+        ("generator", pa.string()),
+        ("completion_tokens", pa.int64()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "files": FILES_SCHEMA,
     "decisions": DECISIONS_SCHEMA,
@@ -102,6 +119,7 @@ TABLES: dict[str, pa.Schema] = {
     "contamination": CONTAMINATION_SCHEMA,
     "quality": QUALITY_SCHEMA,
     "synthetic": SYNTHETIC_SCHEMA,
+    "evaluation": EVALUATION_SCHEMA,
 }
 
 # Order in which stages look at a file; `file_status` reports the first stage that dropped it.

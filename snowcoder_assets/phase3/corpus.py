@@ -11,7 +11,6 @@ provenance (seed ids, generator, prompt and template id) in the rows.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,12 +20,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snowcoder_assets.config import SnowcoderConfig
-from snowcoder_assets.io import digest, doc_id_for, write_table
+from snowcoder_assets.io import doc_id_for, write_table
 from snowcoder_assets.languages import EXTENSIONS
 from snowcoder_assets.layout import lineage_part_path
 from snowcoder_assets.lineage.schemas import CONTAMINATION_SCHEMA, SYNTHETIC_SCHEMA
 from snowcoder_assets.phase1.corpus import CORPUS_SCHEMA, format_file
-from snowcoder_assets.phase3.generation import Backend, PromptRequest, Response, ResponseJournal
+from snowcoder_assets.phase3.generation import (
+    Backend,
+    PromptRequest,
+    Response,
+    ResponseJournal,
+    journal_name,
+)
 from snowcoder_assets.phase3.seeds import seeds_path
 
 SOURCE = "synthetic"
@@ -77,8 +82,7 @@ def funnel(data_dir: Path) -> dict[str, Any]:
 
 def journal_path(data_dir: Path, generator: str) -> Path:
     """One journal per generator, so a new model never reuses another model's answers."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", generator)[-60:]
-    return data_dir / "synthetic_responses" / f"{slug}-{digest(generator)[:8]}.jsonl"
+    return data_dir / "synthetic_responses" / journal_name(generator)
 
 
 def outputs(data_dir: Path) -> list[Path]:

@@ -17,8 +17,10 @@ counted twice. A journal line:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,6 +54,10 @@ class PromptRequest:
     prompt_id: str
     messages: tuple[dict[str, str], ...]
     prompt: str
+    stop: tuple[str, ...] | None = None  # this request's stop sequences, else Sampling.stop
+
+    def stops(self, sampling: Sampling) -> tuple[str, ...]:
+        return sampling.stop if self.stop is None else self.stop
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,14 @@ class Response:
 
 
 Log = Callable[[str], None]
+
+
+def journal_name(generator: str) -> str:
+    """A journal's file name: one per generator, so a new model never reuses another
+    model's answers (readable slug + a hash of the whole label)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", generator)[-60:]
+    payload = json.dumps([generator], separators=(",", ":")).encode()
+    return f"{slug}-{hashlib.blake2b(payload, digest_size=12).hexdigest()[:8]}.jsonl"
 
 
 class Backend(Protocol):
@@ -100,6 +114,11 @@ class ResponseJournal:
         for record in _records(self.path):
             done.setdefault(record.prompt_id, record)
         return done
+
+    def missing(self, requests: Sequence[PromptRequest]) -> list[PromptRequest]:
+        """The requests the journal holds no response for, in order."""
+        done = self.read()
+        return [r for r in requests if r.prompt_id not in done]
 
     def append(self, response: Response) -> None:
         """Write one line and flush it to disk before returning (thread-safe)."""

@@ -143,8 +143,8 @@ class OpenAIBackend:
             "top_p": sampling.top_p,
             "seed": sampling.seed,
         }
-        if sampling.stop:
-            params["stop"] = list(sampling.stop)
+        if stops := request.stops(sampling):
+            params["stop"] = list(stops)[:4]  # the OpenAI API takes at most four
         try:
             if self.endpoint == "chat":
                 completion: Any = self._client.chat.completions.create(

@@ -19,6 +19,7 @@ import dagster as dg
 # Not exported by `dagster`: what PipesSubprocessClient.run raises on a non-zero exit.
 from dagster._core.errors import DagsterPipesExecutionError
 
+from snowcoder_assets.io import write_jsonl
 from snowcoder_assets.phase3.generation import (
     GenerationError,
     Log,
@@ -67,16 +68,6 @@ def has_chat_template(folder: Path) -> bool:
         return bool(config.is_file() and json.loads(config.read_text()).get("chat_template"))
     except (OSError, ValueError):
         return True  # unreadable here: let vLLM's tokenizer decide
-
-
-def write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write whole or not at all: the worker never reads half a requests file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(partial, path)
 
 
 class VllmBackend:
@@ -142,8 +133,8 @@ class VllmBackend:
         requests_path = self.work_dir / "vllm_requests.jsonl"
         error_path = self.work_dir / "vllm_error.txt"
         error_path.unlink(missing_ok=True)
-        rows = [{"prompt_id": r.prompt_id, "messages": list(r.messages), "prompt": r.prompt}
-                for r in todo]  # fmt: skip
+        rows = [{"prompt_id": r.prompt_id, "messages": list(r.messages), "prompt": r.prompt,
+                 "stop": None if r.stop is None else list(r.stop)} for r in todo]  # fmt: skip
         write_jsonl(requests_path, rows)
         extras = {
             "requests_path": str(requests_path),

@@ -36,7 +36,15 @@ def read_requests(path: Path) -> list[PromptRequest]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            requests.append(PromptRequest(row["prompt_id"], tuple(row["messages"]), row["prompt"]))
+            stop = row.get("stop")
+            requests.append(
+                PromptRequest(
+                    row["prompt_id"],
+                    tuple(row["messages"]),
+                    row["prompt"],
+                    None if stop is None else tuple(stop),
+                )
+            )
     return requests
 
 
@@ -68,11 +76,27 @@ class Generator:
             return len(self.tokenizer.encode(text, add_special_tokens=False))
         return len(self.tokenizer.encode(request.prompt))
 
+    def params_for(self, batch: Sequence[PromptRequest]) -> Any:
+        """One SamplingParams for the batch, or one per request where requests carry stops."""
+        if all(r.stop is None for r in batch):
+            return self.params
+        return [self.params if r.stop is None else self.with_stop(r.stop) for r in batch]
+
+    def with_stop(self, stop: tuple[str, ...]) -> Any:
+        """Built anew: SamplingParams derives its stop-string buffer when constructed."""
+        import vllm
+
+        fields = ("max_tokens", "temperature", "top_p", "seed")
+        return vllm.SamplingParams(
+            **{f: getattr(self.params, f) for f in fields}, stop=list(stop) or None
+        )
+
     def submit(self, batch: Sequence[PromptRequest]) -> list[Any]:
+        params = self.params_for(batch)
         if self.endpoint == "chat":
             conversations = [list(r.messages) for r in batch]
-            return self.llm.chat(conversations, self.params, use_tqdm=False)
-        return self.llm.generate([r.prompt for r in batch], self.params, use_tqdm=False)
+            return self.llm.chat(conversations, params, use_tqdm=False)
+        return self.llm.generate([r.prompt for r in batch], params, use_tqdm=False)
 
     def response(self, request: PromptRequest, output: Any) -> Response:
         completion = output.outputs[0]
@@ -135,8 +159,7 @@ def run(pipes: Any) -> None:
     extras = pipes.extras
     journal = ResponseJournal(Path(extras["journal_path"]))
     requests = read_requests(Path(extras["requests_path"]))
-    done = journal.read()
-    todo = [r for r in requests if r.prompt_id not in done]
+    todo = journal.missing(requests)
     stats: dict[str, Any] = {"sent": 0, "skipped": len(requests) - len(todo), "failed": 0}
     stats.update(prompt_tokens=0, generated_tokens=0, seconds=0.0, tokens_per_s=0.0)
     stats["engine_start_s"] = 0.0

@@ -245,6 +245,42 @@ def test_seeds_are_deterministic_and_mix_languages_as_configured(phase3_run) -> 
     assert all(0 < t <= 64 for t in first["tokens"].to_pylist())
 
 
+def test_every_phase_is_evaluated_into_the_view_the_ui_and_the_card(phase3_run) -> None:
+    """The whole graph on tiny models: greedy completions for the first HumanEval tasks
+    (tests/corpora.TINY_EVALUATION) from each phase's checkpoint, each executed sandboxed."""
+    import dagster as dg
+
+    from snowcoder_assets.orchestration.instance import open_instance
+
+    config, _, _ = phase3_run
+    with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+        rows = con.execute(
+            "SELECT phase, benchmark, task_id, passed, result, checkpoint, sandbox FROM evaluation"
+        ).fetchall()
+    assert Counter(r[0] for r in rows) == {"phase1": 6, "phase2": 6, "phase3": 6}
+    assert {r[2] for r in rows} == {f"HumanEval/{i}" for i in range(6)}
+    assert all(r[1] == "humaneval" and r[5].startswith(f"{r[0]}@") for r in rows)
+    assert all(r[4] in ("passed", "timed out") or r[4].startswith("failed: ") for r in rows)
+    assert all(r[3] == (r[4] == "passed") for r in rows)
+    with open_instance(config) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("evaluation"))
+        checks = {
+            key.name: instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+            for key in (
+                dg.AssetCheckKey(dg.AssetKey("evaluation"), "every_task_executed"),
+                dg.AssetCheckKey(dg.AssetKey("evaluation"), "harness_self_test"),
+            )
+        }
+    metadata = event.asset_materialization.metadata
+    assert metadata["sandbox"].value == rows[0][6]
+    table = metadata["pass_at_1"].value
+    assert "phase 1 only" in table and "+ phase 2" in table and "+ phase 3" in table
+    assert 0.0 <= metadata["pass_at_1_phase3_humaneval"].value <= 100.0
+    assert all(c.status.value == "SUCCEEDED" for c in checks.values()), checks
+    card = (config.data_dir / "hub_dry_run" / "model" / "README.md").read_text()
+    assert "## Evaluation" in card and "+ phase 3" in card and "/6)" in card
+
+
 def test_a_second_run_sends_nothing(phase3_run) -> None:
     config, server, _ = phase3_run
     before = len(server.requests)
