@@ -25,6 +25,14 @@ PAPER = {
 }
 
 
+def skipped_phases(data_dir: Path) -> dict[str, str]:
+    """Phases the last evaluation did not evaluate, with why (from its results file)."""
+    import json
+
+    results = data_dir / "evaluation" / "results.json"
+    return json.loads(results.read_text()).get("skipped", {}) if results.is_file() else {}
+
+
 def pass_at_1_rows(data_dir: Path) -> list[dict[str, Any]]:
     from snowcoder_assets.lineage.store import query
 
@@ -64,7 +72,8 @@ def summary_lines(config) -> list[str]:
         return []
     sandboxes = ", ".join(sorted({str(r["sandbox"]) for r in rows}))
     lines = ["", f"evaluation (greedy pass@1 %, sandbox {sandboxes}; the `evaluation` view):"]
-    lines += ["  " + line for line in markdown(comparison(rows)).splitlines()]
+    table = comparison(rows, skipped_phases(config.data_dir))
+    lines += ["  " + line for line in markdown(table).splitlines()]
     if max(r["pass_at_1"] for r in rows) < 1.0 and config.training.preset == "demo":
         lines.append(f"  note: {TINY_NOTE}")
     return lines

@@ -246,7 +246,12 @@ def model_card(config: SnowcoderConfig, checkpoint: Path, repo_id: str) -> str:
 
 def _evaluation_section(config: SnowcoderConfig) -> list[str]:
     """Greedy pass@1 of every phase from the `evaluation` view (Table 2's shape)."""
-    from snowcoder_assets.evaluation.report import comparison, markdown, pass_at_1_rows
+    from snowcoder_assets.evaluation.report import (
+        comparison,
+        markdown,
+        pass_at_1_rows,
+        skipped_phases,
+    )
 
     rows = pass_at_1_rows(config.data_dir)
     if not rows:
@@ -259,7 +264,7 @@ def _evaluation_section(config: SnowcoderConfig) -> list[str]:
         "trailing whitespace stripped, every sample executed in snowcoder's sandbox "
         f"({sandboxes}):",
         "",
-        markdown(comparison(rows)),
+        markdown(comparison(rows, skipped_phases(config.data_dir))),
     ]
 
 

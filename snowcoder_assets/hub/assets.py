@@ -125,6 +125,7 @@ def code_versions(config) -> dict[str, str]:
     from snowcoder_assets.versions import code_version
 
     modules = [f"snowcoder_assets.hub.{m}" for m in ("artifacts", "cards", "layout", "publish")]
+    modules.append("snowcoder_assets.evaluation.report")  # the model card's evaluation table
     version = code_version(modules, config.hub)
     names = ("hub_phase1_dataset", "hub_phase2_dataset", "hub_phase3_dataset", "hub_model")
     return {name: version for name in names}
