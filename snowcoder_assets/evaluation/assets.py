@@ -110,7 +110,7 @@ def _evaluate(context, config, generation, pipes_client, checkpoint, tasks, harn
     flat = [t for rows in tasks.values() for t in rows]
     sampling = Sampling(max_tokens=config.evaluation.max_new_tokens, temperature=0.0)
     context.log.info(f"{checkpoint.phase}: {len(flat)} greedy completions from {backend.generator}")
-    responses = generate(config.data_dir, backend, flat, sampling, context.log.info)
+    responses = generate(config.data_dir, checkpoint, backend, flat, sampling, context.log.info)
     rows = sample_rows(checkpoint, flat, responses, harness, context.log.info)
     passed = sum(r["passed"] for r in rows)
     context.log.info(f"{checkpoint.phase}: {passed}/{len(rows)} samples passed")

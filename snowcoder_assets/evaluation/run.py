@@ -80,11 +80,18 @@ def completions_path(data_dir: Path, generator: str) -> Path:
 
 
 def generate(
-    data_dir: Path, backend: Backend, tasks: Sequence[Task], sampling: Sampling, log: Log
+    data_dir: Path,
+    checkpoint: Checkpoint,
+    backend: Backend,
+    tasks: Sequence[Task],
+    sampling: Sampling,
+    log: Log,
 ) -> list[Response | None]:
-    """The journaled response of every task (None where the journal has none)."""
+    """The journaled response of every task (None where the journal has none). The journal
+    is the checkpoint's (its weights digest) and the generator's: a served model keeps its
+    name when retrained, and its old completions must not be reused."""
     requests = requests_for(tasks, sampling)
-    journal = ResponseJournal(completions_path(data_dir, backend.generator))
+    journal = ResponseJournal(completions_path(data_dir, f"{checkpoint.label}|{backend.generator}"))
     backend.generate(requests, sampling, journal, log)
     done = journal.read()
     return [done.get(r.prompt_id) for r in requests]

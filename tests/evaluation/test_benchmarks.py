@@ -101,6 +101,14 @@ def test_a_bad_benchmark_file_is_a_clear_error(tmp_path: Path, content, message)
         load_tasks(EvaluationConfig(humaneval=False, benchmarks=[{"name": "b", "path": path}]))
 
 
+def test_evoeval_rows_with_inputs_are_differential_too(tmp_path: Path) -> None:
+    row = {k: v for k, v in FLOATS.items() if k not in ("base_input", "plus_input")}
+    path = write_jsonl(tmp_path / "evo.jsonl", [{**row, "inputs": FLOATS["base_input"]}])
+    (task,) = load_benchmark(BenchmarkSpec(name="evoeval", path=path))
+    assert run_program(task.program("\n    return sum(xs) / len(xs)\n"))
+    assert not run_program(task.program("\n    return 0.0\n"))
+
+
 def test_duplicate_task_ids_are_refused(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "dup.jsonl", [MBPP_LIKE, MBPP_LIKE])
     with pytest.raises(BenchmarkError, match=r"'Mbpp/2' appears twice"):
