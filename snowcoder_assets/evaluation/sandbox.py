@@ -1,7 +1,8 @@
 """The one place in the project where model-written code runs.
 
-Each sample runs in a fresh interpreter (`python -I -S -B sandbox_runner.py`, a supervisor
-that forks the program; see that module) inside the best isolation this machine allows. `-S`
+Each sample runs in a fresh interpreter (`python -I -S -B -c <import sandbox_runner>`, a
+supervisor that forks the program; see that module) inside the best isolation this machine
+allows. `-S`
 skips only the .pth hooks (this venv's editable install costs 12 ms of a 30 ms start): the
 program gets the sys.path the interpreter has with site on, computed once, so site-packages
 (numpy) stay importable, and site's exit/quit/help. The tiers:

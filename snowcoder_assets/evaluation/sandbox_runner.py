@@ -1,4 +1,6 @@
-"""Per-sample supervisor: `<python> -I -S -B sandbox_runner.py ARGS`, fresh for each sample.
+"""Per-sample supervisor, fresh for each sample: `<python> -I -S -B -c <stub> ARGS`, the stub
+importing this module (bytecode cached once; as a script it would compile every start) and
+ending with `os._exit(main(ARGS))`.
 
 Standard library only and never imported by the project: `sandbox.py` runs it inside the
 isolation (bwrap, unshare, or nothing but rlimits). It
