@@ -91,7 +91,7 @@ def make_harness(config: SnowcoderConfig, warn):
 
     settings = config.evaluation
     limits = Limits(timeout_s=settings.timeout_s, memory_bytes=settings.memory_bytes)
-    return Harness(limits, settings.isolation, warn)
+    return Harness(limits, settings.isolation, warn, settings.workers or None)
 
 
 def _unserved(config: SnowcoderConfig, phase: str) -> str | None:

@@ -145,6 +145,7 @@ class Harness:
     limits: Limits
     isolation: str = "auto"
     log: Log | None = None
+    workers: int | None = None  # samples at once; None: one per core
     _boxes: dict[float, Sandbox] = field(default_factory=dict)
 
     def sandbox(self, timeout_s: float | None = None) -> Sandbox:
@@ -170,7 +171,9 @@ def run_grouped(
     started = time.perf_counter()
     for timeout, indexes in by_timeout.items():
         done = harness.sandbox(timeout).run_many(
-            [programs[i] for i in indexes], progress=_progress(log, len(indexes), started)
+            [programs[i] for i in indexes],
+            workers=harness.workers,
+            progress=_progress(log, len(indexes), started),
         )
         for i, outcome in zip(indexes, done, strict=True):
             outcomes[i] = outcome
