@@ -124,8 +124,7 @@ class VllmBackend:
         journal: ResponseJournal,
         log: Log,
     ) -> None:
-        done = journal.read()
-        todo = [r for r in requests if r.prompt_id not in done]
+        todo = journal.missing(requests)
         if not todo:
             log(f"vllm: all {len(requests)} prompts already in the journal; not starting vLLM")
             return
@@ -147,7 +146,8 @@ class VllmBackend:
             "options": self.options,
             "generator": self.generator,
         }
-        log(f"vllm: {len(todo)} prompts ({len(done)} already done) to {self.generator}")
+        done = len(requests) - len(todo)
+        log(f"vllm: {len(todo)} prompts ({done} already done) to {self.generator}")
         try:
             invocation = self.pipes_client.run(
                 command=[str(self.python), "-m", WORKER],
