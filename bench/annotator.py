@@ -10,8 +10,10 @@ real functions of the same packages. Measured on it, side by side:
   annotator's training set (never on the eval set); the best one is reported as well;
 - `hashed_ngram_lr`: TF-IDF on hashed word 1-2-grams + logistic regression (scikit-learn),
   trained on the annotator's own training set.
-With no trained annotator in the data dir, `snowcoder materialize +quality_annotator` makes
-one first (through the Dagster instance, as a user would) and its wall time is reported.
+The measuring lives in snowcoder_assets/phase2/quality_yardstick.py, which the asset's metadata
+uses too. With no trained annotator in the data dir, `snowcoder materialize` of
+`*quality_annotator` makes one first (through the Dagster instance, as a user would); its wall
+time is reported.
 
 Usage: python bench/annotator.py [--config snowcoder.toml] [--per-side 200] [--seed 0]
 """
@@ -20,28 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import re
 import time
 from datetime import date
 
-import numpy as np
-
-from snowcoder_assets.config import PythonInstallSourceConfig, load_config
+from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import annotator_dir
 from snowcoder_assets.phase2.annotator_training_set import load_training_set
-from snowcoder_assets.phase2.quality_eval import build_eval_set, drop_overlapping
-
-DOCSTRING = re.compile(
-    r"^[ \t]*def [^\n]*(?:\n[^\n]*?){0,6}?:[ \t]*\n[ \t]+[rRbBuU]?(\"\"\"|''')", re.M
-)
-SIGNALS = (
-    "alnum_fraction",
-    "alpha_fraction",
-    "mean_line_length",
-    "max_line_length",
-    "comment_fraction",
-)
+from snowcoder_assets.phase2.quality_yardstick import corpus_packages, measure
 
 
 def emit(**fields) -> None:
@@ -50,44 +39,19 @@ def emit(**fields) -> None:
 
 
 def _machine() -> str:
-    import os
-
     return f"{platform.machine()} {os.cpu_count()} cores"
 
 
-def corpus_packages(config) -> set[str]:
-    """Top-level packages the corpus reads (never in the eval set); '*' means all of them."""
-    names: set[str] = set()
-    for source in config.sources:
-        if isinstance(source, PythonInstallSourceConfig):
-            wanted = source.site_packages
-            names |= {"*"} if wanted == "*" else set(wanted)
-    return names
-
-
 def ensure_annotator(config) -> float | None:
-    """Seconds `snowcoder materialize +quality_annotator` took, or None if one existed."""
+    """Seconds `snowcoder materialize` of the annotator took, or None if one existed."""
     if (annotator_dir(config.data_dir) / "model.safetensors").is_file():
         return None
     from snowcoder_assets.orchestration.materialize import materialize
 
     started = time.perf_counter()
-    if not materialize(config, "+quality_annotator", echo=lambda _: None).ok:
+    if not materialize(config, "*quality_annotator", echo=lambda _: None).ok:
         raise SystemExit("materializing quality_annotator failed")
     return round(time.perf_counter() - started, 1)
-
-
-def signal_scores(texts: list[str]) -> dict[str, np.ndarray]:
-    from snowcoder_assets.phase1.signals import compute_signals
-
-    rows = [compute_signals(t, "python", "snippet.py") for t in texts]
-    return {s: np.array([float(r.get(s) or 0.0) for r in rows]) for s in SIGNALS}
-
-
-def auc(labels, scores) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return round(float(roc_auc_score(labels, scores)), 4)
 
 
 def main() -> None:
@@ -97,66 +61,43 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = load_config(args.config)
-    exclude = corpus_packages(config)
-    if "*" in exclude:
+    if "*" in corpus_packages(config):
         raise SystemExit(
             "the corpus reads every installed package: no package is left to evaluate on"
         )
-    trained_s = ensure_annotator(config)
-    train = load_training_set(config.data_dir, "train")
-    train_texts, train_labels = [t for t, _ in train], np.array([y for _, y in train])
-    seen = train_texts + [t for t, _ in load_training_set(config.data_dir, "validation")]
-    built = build_eval_set(exclude, args.per_side, args.seed)
-    rows = drop_overlapping(built, seen)
-    texts, labels = [r["text"] for r in rows], np.array([r["label"] for r in rows])
-    emit(
-        eval_rows=len(rows),
-        positives=int(labels.sum()),
-        dropped_as_in_training=len(built) - len(rows),
-        packages=sorted({r["package"] for r in rows}),
-    )
-
+    materialize_s = ensure_annotator(config)
     from snowcoder_assets.phase2.scoring import Scorer
 
-    meta = json.loads((annotator_dir(config.data_dir) / "annotator.json").read_text())
+    train = load_training_set(config.data_dir, "train")
+    seen = [t for t, _ in train] + [t for t, _ in load_training_set(config.data_dir, "validation")]
+    folder = annotator_dir(config.data_dir)
+    report = json.loads((folder / "annotator.json").read_text()).get("report", {})
+    scorer = Scorer(folder, config.annotator.max_length, config.scoring)
     started = time.perf_counter()
-    scorer = Scorer(annotator_dir(config.data_dir), config.annotator.max_length, config.scoring)
-    scores = scorer.score(texts)
+    result = measure(config, scorer.score, train, seen, args.per_side, args.seed)
+    emit(
+        eval_rows=result["eval_rows"],
+        positives=result["eval_positives"],
+        dropped_as_in_training=result["dropped_as_in_training"],
+        packages=result["packages"],
+    )
     emit(
         method="annotator",
-        roc_auc=auc(labels, scores),
-        validation_roc_auc=meta.get("report", {}).get("roc_auc"),
-        training_s=meta.get("report", {}).get("seconds"),
-        materialize_s=trained_s,
-        scoring_s=round(time.perf_counter() - started, 1),
+        roc_auc=result["annotator"]["roc_auc"],
+        per_kind=result["annotator"]["per_kind"],
+        validation_roc_auc=report.get("roc_auc"),
+        training_s=report.get("seconds"),
+        materialize_s=materialize_s,
+        measure_s=round(time.perf_counter() - started, 1),
     )
-    results = {"docstring_rule": auc(labels, [1.0 if DOCSTRING.search(t) else 0.0 for t in texts])}
-    on_train, on_eval = signal_scores(train_texts), signal_scores(texts)
-    for name in SIGNALS:
-        sign = 1.0 if auc(train_labels, on_train[name]) >= 0.5 else -1.0
-        results[f"signal:{name}"] = auc(labels, sign * on_eval[name])
-    results["hashed_ngram_lr"] = auc(
-        labels, ngram_model(train_texts, train_labels).predict_proba(texts)[:, 1]
+    for name, value in result["baselines"].items():
+        emit(method=name, **value)
+    best = result["best_baseline"]
+    emit(
+        best_baseline=best,
+        best_baseline_roc_auc=result["baselines"][best]["roc_auc"],
+        margin=round(result["annotator"]["roc_auc"] - result["baselines"][best]["roc_auc"], 4),
     )
-    for name, value in results.items():
-        emit(method=name, roc_auc=value)
-    best = max(results, key=results.get)
-    emit(best_baseline=best, best_baseline_roc_auc=results[best])
-
-
-def ngram_model(texts: list[str], labels: np.ndarray):
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    model = make_pipeline(
-        HashingVectorizer(
-            ngram_range=(1, 2), n_features=1 << 18, alternate_sign=False, token_pattern=r"\w+"
-        ),
-        TfidfTransformer(),
-        LogisticRegression(max_iter=2000, class_weight="balanced"),
-    )
-    return model.fit(texts, labels)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ def _demo(args: argparse.Namespace, config: SnowcoderConfig) -> int:
     outcome = materialize(config, DEMO_SELECTION, server=server)
     print(f"\nmaterialized in {outcome.seconds:.1f}s ({len(outcome.runs)} runs)\n")
     _stats(args, config)
+    _print_annotator(config)
     _print_selection(config)
     _print_synthetic(config)
     _print_training(config)
@@ -304,6 +305,26 @@ def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
     _print_table(query(config.data_dir, "select_stage_funnel"), "per-stage funnel")
     _print_table(query(config.data_dir, "select_drop_reasons"), "drop reasons")
     return 0
+
+
+def _print_annotator(config: SnowcoderConfig) -> None:
+    """The annotator against the baselines on the quality eval set (quality_yardstick)."""
+    from snowcoder_assets.layout import annotator_eval_path
+
+    path = annotator_eval_path(config.data_dir)
+    if not path.is_file():
+        return
+    result = json.loads(path.read_text())
+    if "skipped" in result:
+        print(f"\nphase-2 annotator eval: skipped ({result['skipped']})")
+        return
+    print(
+        f"\nphase-2 annotator on the quality eval set ({result['eval_rows']} snippets from "
+        f"{len(result['packages'])} packages the corpus does not read), ROC-AUC:"
+    )
+    methods = {"annotator": result["annotator"], **result["baselines"]}
+    rows = [{"method": name, "roc_auc": m["roc_auc"]} for name, m in methods.items()]
+    _print_table(rows, f"best baseline: {result['best_baseline']}")
 
 
 def _print_selection(config: SnowcoderConfig) -> None:

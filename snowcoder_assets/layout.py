@@ -66,6 +66,12 @@ def annotator_dir(data_dir: Path) -> Path:
     return data_dir / "quality_annotator"
 
 
+def annotator_eval_path(data_dir: Path) -> Path:
+    """The annotator's and the baselines' figures on the quality eval set (beside the model
+    folder, which is swapped in whole)."""
+    return data_dir / "quality_annotator_eval.json"
+
+
 def scores_path(data_dir: Path, source: str, shard: str) -> Path:
     return stage_path(data_dir, "quality_scores", source, shard)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from snowcoder_assets.phase2.scoring import (
     ANNOTATOR_FILE,
@@ -54,7 +55,10 @@ class AnnotatorConfig(StrictModel):
     learning_rate: float = 5e-5
     weight_decay: float = 0.01  # not applied to biases and LayerNorm weights
     warmup_fraction: float = 0.1
+    balance_classes: bool = True  # weigh positives by negatives/positives in the loss
     seed: int = 0
+    # The quality eval set (phase2/quality_eval.py) measured after training, per side; 0 = off.
+    eval_per_side: int = Field(default=200, ge=0)
 
 
 def base_model_path(config: AnnotatorConfig) -> str:
@@ -138,6 +142,9 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
     total = per_epoch * config.epochs
     warmup = round(config.warmup_fraction * total)
     prefix, suffix = special_tokens(tokenizer)
+    positives = sum(labels)
+    weight = (len(labels) - positives) / positives if config.balance_classes and positives else 1.0
+    pos_weight = torch.tensor(weight)
     model.train()
     losses: list[float] = []
     start = time.perf_counter()
@@ -150,7 +157,8 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
             targets = torch.tensor([labels[i] for i in index])
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * lr_factor(len(losses), total, warmup)
-            loss = F.binary_cross_entropy_with_logits(model(**inputs).logits[:, 0], targets)
+            logits = model(**inputs).logits[:, 0]
+            loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)

@@ -3,9 +3,15 @@
 import dagster as dg
 
 from snowcoder_assets.io import files_under
-from snowcoder_assets.layout import annotator_dir, topk_dir, topk_selection_path, training_set_dir
+from snowcoder_assets.layout import (
+    annotator_dir,
+    annotator_eval_path,
+    topk_dir,
+    topk_selection_path,
+    training_set_dir,
+)
 from snowcoder_assets.lineage.store import refresh_views
-from snowcoder_assets.metadata import counts_table
+from snowcoder_assets.metadata import counts_table, markdown_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
 from snowcoder_assets.phase2 import checks
@@ -43,6 +49,26 @@ def annotator_training_set(
     return materialize_files(context, config, training_set_outputs(config.data_dir), metadata)
 
 
+def eval_metadata(quality: dict) -> dict:
+    """The eval-set figures of `quality_annotator`: float AUCs the UI plots, and two tables."""
+    from snowcoder_assets.phase2.quality_annotator import quality_tables
+
+    if "skipped" in quality:
+        return {"eval_skipped": quality["skipped"]}
+    best = quality["best_baseline"]
+    return {
+        "eval_roc_auc": quality["annotator"]["roc_auc"],
+        "best_baseline": best,
+        "best_baseline_roc_auc": quality["baselines"][best]["roc_auc"],
+        **{
+            f"baseline_roc_auc_{name.replace(':', '_')}": value["roc_auc"]
+            for name, value in quality["baselines"].items()
+        },
+        "eval_rows": quality["eval_rows"],
+        **{k: dg.MetadataValue.md(v) for k, v in quality_tables(quality).items()},
+    }
+
+
 @dg.asset(
     group_name="phase2",
     deps=["annotator_training_set"],
@@ -55,13 +81,15 @@ def quality_annotator(
 ) -> dg.MaterializeResult:
     """A BERT-style encoder with a linear head, fine-tuned to tell positives from negatives;
     saved as a Hugging Face model folder (safetensors) with a model card."""
-    from snowcoder_assets.phase2.quality_annotator import train_quality_annotator
+    from snowcoder_assets.phase2.quality_annotator import measure_quality, train_quality_annotator
 
     config = snowcoder.load()
     report = train_quality_annotator(config, context.log.info)
+    quality = measure_quality(config, context.log.info)
     out = annotator_dir(config.data_dir)
     metadata = {
         "validation_roc_auc": report.get("roc_auc"),
+        **eval_metadata(quality),
         "validation_loss": report.get("validation_loss"),
         "num_train": report.get("num_train"),
         "num_validation": report.get("num_validation"),
@@ -69,7 +97,8 @@ def quality_annotator(
         "loss_curve": checks.loss_curve(report.get("train_losses", [])),
         "path": dg.MetadataValue.path(str(out)),
     }
-    return materialize_files(context, config, files_under(out), metadata)
+    outputs = [*files_under(out), annotator_eval_path(config.data_dir)]
+    return materialize_files(context, config, outputs, metadata)
 
 
 @dg.asset(
@@ -134,6 +163,7 @@ def topk_corpus(
         "available_tokens_by_language": counts_table(
             {k: v["available_tokens"] for k, v in languages.items()}, "lang", "tokens"
         ),
+        "selected_vs_left": dg.MetadataValue.md(markdown_table(report["profile"])),
         "score_histograms": checks.png_markdown(
             score_histograms_png(frame, report["cutoffs"]), "score histograms"
         ),
@@ -157,12 +187,13 @@ def code_versions(config) -> dict[str, str]:
 
     return {
         "annotator_training_set": code_version(
-            room("annotator_training_set", "training_set"),
+            room("annotator_training_set", "training_set", "hard_negatives"),
             config.annotator_data,
             config.decontamination,
         ),
         "quality_annotator": code_version(
-            room("quality_annotator", "annotator", "scoring"), config.annotator
+            room("quality_annotator", "annotator", "scoring", "quality_eval", "quality_yardstick"),
+            config.annotator,
         ),
         "quality_scores": code_version(
             room("quality_scores", "scoring"), config.scoring, config.annotator.max_length

@@ -63,11 +63,25 @@ def functions(
             tree = ast.parse(source)
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue
+        lines = source.splitlines()
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-                text = ast.get_source_segment(source, node)
+                text = _segment(lines, node)
                 if text and 8 <= text.count("\n") + 1 <= 60:
                     yield path.relative_to(folder.parent).as_posix(), node, text
+
+
+def _segment(lines: list[str], node: ast.FunctionDef) -> str:
+    """The node's source, as `ast.get_source_segment` gives it, from lines split once (that
+    function splits the whole file again for every node: quadratic on big modules)."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return ""
+    picked = lines[node.lineno - 1 : node.end_lineno]
+    last = picked[-1].encode()[: node.end_col_offset].decode(errors="ignore")
+    first_offset = node.col_offset if len(picked) > 1 else 0
+    picked = [*picked[:-1], last]
+    picked[0] = picked[0].encode()[first_offset:].decode(errors="ignore")
+    return "\n".join(picked)
 
 
 def is_positive(node: ast.FunctionDef) -> bool:

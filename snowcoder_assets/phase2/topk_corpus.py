@@ -21,6 +21,7 @@ from snowcoder_assets.layout import (
 )
 from snowcoder_assets.lineage.schemas import QUALITY_SCHEMA
 from snowcoder_assets.phase1.decontaminated_files import decontaminated_path
+from snowcoder_assets.phase1.file_signals import signals_path
 from snowcoder_assets.phase2.quality_annotator import annotator_fingerprint
 
 Log = Callable[[str], None]
@@ -61,6 +62,8 @@ def build_topk_corpus(config: SnowcoderConfig, partitions: list[str], log: Log) 
     docs = build_documents(
         paths, topk_dir(data_dir), config.corpus.seed, config.corpus.max_document_bytes, ids
     )
+    from snowcoder_assets.phase2.topk_profile import profile
+
     report = {
         "budget_tokens": budget,
         "repeats": config.topk.repeats,
@@ -69,6 +72,13 @@ def build_topk_corpus(config: SnowcoderConfig, partitions: list[str], log: Log) 
         "selected_tokens": int(selected.filter(pl.col("selected"))["tokens"].sum()),
         "cutoffs": cutoffs(selected),
         "languages": summary(selected, budget),
+        "profile": profile(
+            [
+                (decontaminated_path(data_dir, s, h), signals_path(data_dir, s, h))
+                for s, h in shards
+            ],
+            selected,
+        ),
     }
     write_json(topk_selection_path(data_dir), report)
     log(f"selected {len(ids)} files, {report['selected_tokens']} of budget {budget} tokens")

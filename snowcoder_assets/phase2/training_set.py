@@ -29,6 +29,7 @@ TRAINING_SET_SCHEMA = pa.schema(
         ("origin", pa.string()),
         ("group", pa.string()),
         ("doc_id", pa.string()),
+        ("lang", pa.string()),  # '' for configured texts
     ]
 )
 _PY_DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+\w+", re.MULTILINE)
@@ -63,6 +64,14 @@ class AnnotatorDataConfig(StrictModel):
     negatives: list[TextSourceConfig] = Field(default_factory=list)
     max_positives: int = Field(default=600, gt=0)
     max_negatives: int = Field(default=600, gt=0)
+    # Hard examples (phase2/hard_negatives.py): documented functions of positive files as
+    # positives of their own, one corrupted copy of every positive as a negative, and files
+    # phase 1 dropped (for their reason) as negatives. Random negatives follow the positives'
+    # language mix, so language is not what tells the classes apart.
+    snippets_per_positive: int = Field(default=4, ge=0)
+    corrupted_copies: bool = True
+    max_dropped_negatives: int = Field(default=300, ge=0)
+    balance_languages: bool = True
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = 0
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from snowcoder_assets.cli import main
 from snowcoder_assets.config import load_config
-from snowcoder_assets.layout import annotator_dir, lineage_db_path, topk_dir
+from snowcoder_assets.layout import annotator_dir, lineage_db_path, topk_dir, training_set_dir
 from snowcoder_assets.orchestration.materialize import materialize
 from snowcoder_assets.phase2.topk_corpus import read_selection
 from tests.corpora import local_dir_source, write_config
@@ -61,6 +61,7 @@ validation_fraction = 0.3
 [annotator]
 epochs = 1
 max_length = 64
+eval_per_side = 20
 [topk]
 budget_fraction = 0.4
 [training]
@@ -81,11 +82,37 @@ max_position_embeddings = 64
 
 
 def _corpus(root: Path) -> None:
-    """Six repositories of real stdlib modules (plenty of documented functions)."""
+    """Six repositories of real stdlib modules (plenty of documented functions), and two files
+    the filters drop: a minified bundle, and one that also carries a HumanEval prompt."""
     for i, name in enumerate(MODULES):
         target = root / f"repo{i % 6}" / f"{name}.py"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((STDLIB / f"{name}.py").read_text())
+    bundle = "var a=" + ",".join(f"b{i}=function(c){{return c*{i}}}" for i in range(200)) + ";\n"
+    (root / "repo0" / "bundle.min.js").write_text(bundle)
+    (root / "repo1" / "leak.min.js").write_text(bundle.replace("var a=", HUMANEVAL_0 + "var a="))
+
+
+HUMANEVAL_0 = '''from typing import List
+
+
+def has_close_elements(numbers: List[float], threshold: float) -> bool:
+    """ Check if in given list of numbers, are any two numbers closer to each other than
+    given threshold.
+    >>> has_close_elements([1.0, 2.0, 3.0], 0.5)
+    False
+    >>> has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)
+    True
+    """
+    for idx, elem in enumerate(numbers):
+        for idx2, elem2 in enumerate(numbers):
+            if idx != idx2:
+                distance = abs(elem - elem2)
+                if distance < threshold:
+                    return True
+
+    return False
+'''
 
 
 def test_phase2_selects_within_budget_and_records_quality(tmp_path):
@@ -115,6 +142,7 @@ def test_phase2_selects_within_budget_and_records_quality(tmp_path):
     ]
     assert len(members) == selection["selected_files"]
     assert (annotator_dir(config.data_dir) / "model.safetensors").is_file()
+    _assert_hard_examples_and_eval(config)
 
     _assert_trained(config)
 
@@ -125,6 +153,41 @@ def test_phase2_selects_within_budget_and_records_quality(tmp_path):
     scored = [json.loads(line) for line in (tmp_path / "in.scored.jsonl").read_text().splitlines()]
     assert [r["id"] for r in scored] == [1, 2]
     assert all(0.0 <= r["score"] <= 1.0 for r in scored)
+
+
+def _assert_hard_examples_and_eval(config) -> None:
+    """The training set has snippets, corrupted copies and phase-1 drops (never a benchmark's
+    text); the annotator's metadata holds its eval AUC beside the baselines; topk_corpus
+    profiles the selected files against the rest."""
+    import dagster as dg
+
+    from snowcoder_assets.orchestration.instance import open_instance
+
+    folder = training_set_dir(config.data_dir)
+    rows = [
+        r
+        for s in ("train", "validation")
+        for r in pq.read_table(folder / f"{s}.parquet").to_pylist()
+    ]
+    origins = {r["origin"].split(":")[0] for r in rows}
+    assert {"phase1-proxy", "snippet", "corrupted", "phase1", "phase1-dropped"} <= origins
+    dropped = [r for r in rows if r["origin"].startswith("phase1-dropped")]
+    assert any("b199=function" in r["text"] for r in dropped)
+    assert not any("has_close_elements" in r["text"] for r in rows)
+    groups = {r["doc_id"].split("#")[0]: r["group"] for r in rows if r["origin"] == "phase1-proxy"}
+    assert all(groups[r["doc_id"].split("#")[0]] == r["group"] for r in rows if "#" in r["doc_id"])
+    with open_instance(config) as instance:
+        annotator = instance.get_latest_materialization_event(dg.AssetKey("quality_annotator"))
+        topk = instance.get_latest_materialization_event(dg.AssetKey("topk_corpus"))
+    metadata = annotator.asset_materialization.metadata
+    assert 0.0 <= metadata["eval_roc_auc"].value <= 1.0
+    assert 0.0 <= metadata["baseline_roc_auc_docstring_rule"].value <= 1.0
+    assert metadata["eval_rows"].value >= 30
+    table = metadata["eval_auc_table"].value
+    assert "hashed_ngram_lr" in table and "documented_stub" in table
+    assert "| top |" in metadata["eval_extremes"].value
+    profile = topk.asset_materialization.metadata["selected_vs_left"].value
+    assert "| python | selected |" in profile and "| python | left |" in profile
 
 
 def _assert_trained(config) -> None:

@@ -42,3 +42,24 @@ def test_a_snippet_contained_in_a_training_text_is_dropped() -> None:
     kept = drop_overlapping(rows, [vendored])
     assert rows[0] not in kept
     assert len(kept) >= len(rows) - 3  # only what the training text contains
+
+
+def test_eval_rows_leave_out_the_packages_a_configured_corpus_reads(tmp_path):
+    from snowcoder_assets.config import load_config
+    from snowcoder_assets.phase2.quality_yardstick import corpus_packages, eval_rows
+    from tests.corpora import write_config
+
+    source = (
+        '[[sources]]\nname = "py"\nkind = "python_install"\nstdlib = false\n'
+        'site_packages = ["attr", "httpx", "networkx"]\n'
+    )
+    config = load_config(write_config(tmp_path / "c.toml", tmp_path / "data", source))
+    assert corpus_packages(config) == {"attr", "httpx", "networkx"}
+    rows, dropped = eval_rows(config, seen=[], per_side=20)
+    assert rows and dropped == 0
+    assert not {r["package"] for r in rows} & {"attr", "httpx", "networkx"}
+    copied, dropped = eval_rows(config, seen=[rows[0]["text"], rows[-1]["text"]], per_side=20)
+    assert dropped >= 2 and rows[0]["text"] not in {r["text"] for r in copied}
+    everything = write_config(tmp_path / "all.toml", tmp_path / "d2", source.replace(
+        '["attr", "httpx", "networkx"]', '"*"'))  # fmt: skip
+    assert eval_rows(load_config(everything), seen=[]) == ([], 0)
