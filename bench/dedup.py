@@ -104,17 +104,10 @@ def run_datasketch(texts: list[str], cfg: MinhashConfig) -> int:
 
 def run_datatrove(texts: list[str], workers: int, scratch: Path) -> tuple[int, float]:
     """(documents dropped, seconds) of datatrove's default MinHash dedup over a jsonl copy."""
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (
-        MinhashDedupBuckets,
-        MinhashDedupCluster,
-        MinhashDedupFilter,
-        MinhashDedupSignature,
-    )
     from datatrove.pipeline.dedup.minhash import MinhashConfig as DtConfig
     from datatrove.pipeline.readers import JsonlReader
-    from datatrove.pipeline.writers import JsonlWriter
     from datatrove.utils.hashing import HashConfig
+    from datatrove_minhash import minhash_stages, run_stages
 
     data = scratch / "input"
     data.mkdir(parents=True)
@@ -130,24 +123,7 @@ def run_datatrove(texts: list[str], workers: int, scratch: Path) -> tuple[int, f
     def reader():
         return JsonlReader(str(data))
 
-    stages = [
-        ([reader(), MinhashDedupSignature(str(out / "sigs"), config=cfg)], workers),
-        (
-            [MinhashDedupBuckets(str(out / "sigs"), str(out / "buckets"), config=cfg)],
-            cfg.num_buckets,
-        ),
-        ([MinhashDedupCluster(str(out / "buckets"), str(out / "remove"), config=cfg)], 1),
-        (
-            [reader(), MinhashDedupFilter(str(out / "remove")), JsonlWriter(str(out / "kept"))],
-            workers,
-        ),
-    ]
-    start = time.perf_counter()
-    for i, (pipeline, tasks) in enumerate(stages):
-        LocalPipelineExecutor(
-            pipeline, tasks=tasks, workers=min(tasks, workers), logging_dir=str(out / f"logs{i}")
-        ).run()
-    seconds = time.perf_counter() - start
+    seconds = run_stages(minhash_stages(reader, out, cfg, workers), out, workers)
     kept = 0
     for part in (out / "kept").rglob("*.jsonl*"):
         with gzip.open(part, "rt") if part.suffix == ".gz" else open(part) as handle:

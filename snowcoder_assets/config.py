@@ -47,7 +47,8 @@ class IngestConfig(StrictModel):
 
     # The Stack v1 drops files over 1 MB; larger files are recorded, never read.
     max_file_bytes: int = Field(default=1_000_000, gt=0)
-    # Shards pack whole repositories (or whole input files) up to these bounds.
+    # Shards pack whole repositories (or input files) up to these bounds; a tabular file over
+    # them is cut into runs of parquet row groups or jsonl line ranges (sources/tabular.py).
     shard_max_bytes: int = Field(default=64_000_000, gt=0)
     shard_max_files: int = Field(default=20_000, gt=0)
     # Include list of languages (names from snowcoder_assets/languages.py); empty = all known.
@@ -108,7 +109,8 @@ class _TabularColumns(StrictModel):
 
 
 class ParquetSourceConfig(_SourceBase, _TabularColumns):
-    """Parquet files (a path or a glob) with The Stack v1 columns; one shard per file."""
+    """Parquet files (a path or a glob) with The Stack v1 columns; a shard per file, or per run
+    of row groups when a file exceeds the shard bounds."""
 
     kind: Literal["parquet"]
     path: str

@@ -18,6 +18,7 @@ def build_source(config: SnowcoderConfig, name: str) -> Source:
     """The reader for the configured source `name` (each reader imported only when used)."""
     source = config.source(name)
     limit, fallback = config.ingest.max_file_bytes, config.ingest.fallback_encoding
+    shard_limits = (config.ingest.shard_max_bytes, config.ingest.shard_max_files)
     match source:
         case LocalDirSourceConfig():
             from snowcoder_assets.sources.folders import LocalDirSource
@@ -34,11 +35,11 @@ def build_source(config: SnowcoderConfig, name: str) -> Source:
         case ParquetSourceConfig():
             from snowcoder_assets.sources.tabular import ParquetSource
 
-            return ParquetSource(source, limit, fallback)
+            return ParquetSource(source, limit, fallback, shard_limits)
         case JsonlSourceConfig():
             from snowcoder_assets.sources.tabular import JsonlSource
 
-            return JsonlSource(source, limit, fallback)
+            return JsonlSource(source, limit, fallback, shard_limits)
         case HfDatasetSourceConfig():
             from snowcoder_assets.sources.hf_dataset import HfDatasetSource
 

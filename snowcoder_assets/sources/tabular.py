@@ -1,8 +1,10 @@
-"""Sources whose files are dataset rows: `parquet` and `jsonl` (one unit per input file).
+"""Sources whose files are dataset rows: `parquet` and `jsonl` (a unit per input file, or per
+slice of a file over the shard bounds: a run of row groups, a range of lines).
 
 Rows carry The Stack v1 columns (names configurable). Every row, broken line or unreadable
 row group becomes exactly one record, so a bad input is counted, never lost. Files are read in
-batches (parquet) or line by line (JSON lines, gzip allowed), never whole. `RowMapper` is the
+batches (parquet) or line by line (JSON lines, gzip allowed), never whole (a jsonl slice, at
+most `shard_max_bytes`, is read at once). `RowMapper` is the
 one row -> record mapping, shared with the `hf_dataset` source.
 """
 
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import json
 import math
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -36,6 +40,8 @@ BATCH_ROWS = 1024  # parquet rows decoded at a time: bounds memory whatever the 
 TabularConfig = ParquetSourceConfig | JsonlSourceConfig | HfDatasetSourceConfig
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 _JSON_TYPES[type(None)] = "null"
+_SLICE = re.compile(r"^(?P<key>.+)#(?:rg|bytes)(?P<first>\d+)-(?P<last>\d+)$")
+SAMPLE_BYTES = 1 << 20  # a jsonl file's first MiB estimates its rows per byte
 
 
 class RowMapper:
@@ -114,11 +120,18 @@ def row_record(
 class _TabularFiles:
     """Units are the files a path or glob matches, keyed relative to the glob's fixed folder."""
 
-    def __init__(self, config: TabularConfig, max_file_bytes: int, fallback: str) -> None:
+    def __init__(
+        self,
+        config: TabularConfig,
+        max_file_bytes: int,
+        fallback: str,
+        shard_limits: tuple[int, int] | None = None,
+    ) -> None:
         self.name = config.name
         self.config = config
         self.max_file_bytes = max_file_bytes
         self.fallback = fallback
+        self.shard_limits = shard_limits  # (bytes, rows) a unit may hold; None = whole files
 
     def files(self) -> dict[str, Path]:
         """Unit key -> file; keys stay stable when files are added elsewhere under the glob."""
@@ -130,57 +143,108 @@ class _TabularFiles:
         return {Path(os.path.relpath(p, base)).as_posix(): Path(p) for p in matches}
 
     def units(self) -> Iterator[SourceUnit]:
+        """One unit per file, or per slice of a file bigger than the shard limits (parquet: a
+        run of row groups; uncompressed jsonl: a byte range cut at line ends). Slices follow
+        from the file alone, so the same file gives the same units on every discovery."""
         for key, path in self.files().items():
             st = os.stat(path)
-            rows = self.count_rows(path)
-            yield SourceUnit(key, st.st_size, rows, f"{st.st_size}:{st.st_mtime_ns}")
+            fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+            for suffix, num_bytes, rows in self.slices(path, st.st_size):
+                yield SourceUnit(key + suffix, num_bytes, rows, fingerprint)
 
     def read(self, unit_keys: Iterable[str]) -> Iterator[RawRecord]:
         files = self.files()
-        for key in unit_keys:
+        for unit_key in unit_keys:
+            key, part = split_unit_key(unit_key, files)
             if key in files:  # a unit that vanished since listing has nothing left to read
-                yield from self.read_file(key, files[key])
+                yield from self.read_file(key, files[key], part)
 
     def mapper(self, key: str) -> RowMapper:
         return RowMapper(self.config, self.max_file_bytes, self.fallback, key)
 
-    def count_rows(self, path: Path) -> int:
-        """Rows in the file when known from metadata alone, else 1."""
-        return 1
+    def slices(self, path: Path, size: int) -> list[tuple[str, int, int]]:
+        """(unit key suffix, bytes, rows) of the file's units: one unsliced unit by default."""
+        return [("", size, 1)]
 
-    def read_file(self, key: str, path: Path) -> Iterator[RawRecord]:
+    def read_file(
+        self, key: str, path: Path, part: tuple[int, int] | None = None
+    ) -> Iterator[RawRecord]:
         raise NotImplementedError
 
 
-class ParquetSource(_TabularFiles):
-    """Parquet files read one row group at a time, in batches, only the needed columns."""
+def split_unit_key(unit_key: str, files: Mapping[str, Path]) -> tuple[str, tuple[int, int] | None]:
+    """(file key, (first, last) of the slice) of a unit key; (key, None) for a whole file."""
+    match = _SLICE.match(unit_key)
+    if unit_key in files or match is None:
+        return unit_key, None
+    return match["key"], (int(match["first"]), int(match["last"]))
 
-    def count_rows(self, path: Path) -> int:
+
+def pack_slices(sizes: list[tuple[int, int]], limits: tuple[int, int]) -> list[tuple[int, int]]:
+    """Consecutive runs (first, last) of items (bytes, rows), each run within `limits` unless
+    one item alone exceeds them; greedy, so the runs depend on the sizes alone."""
+    runs: list[tuple[int, int]] = []
+    first, used_bytes, used_rows = 0, 0, 0
+    for i, (num_bytes, rows) in enumerate(sizes):
+        if i > first and (used_bytes + num_bytes > limits[0] or used_rows + rows > limits[1]):
+            runs.append((first, i - 1))
+            first, used_bytes, used_rows = i, 0, 0
+        used_bytes += num_bytes
+        used_rows += rows
+    if sizes:
+        runs.append((first, len(sizes) - 1))
+    return runs
+
+
+class ParquetSource(_TabularFiles):
+    """Parquet files read one row group at a time, in batches, only the needed columns; a file
+    over the shard limits becomes one unit per run of row groups (`<file>#rg<first>-<last>`)."""
+
+    def slices(self, path: Path, size: int) -> list[tuple[str, int, int]]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            return max(pq.read_metadata(path).num_rows, 1)
+            meta = pq.read_metadata(path)
         except (OSError, ValueError, pa.ArrowException):
-            return 1  # read_file records the file as corrupt
+            return [("", size, 1)]  # read_file records the file as corrupt
+        groups = [
+            (meta.row_group(g).total_byte_size, meta.row_group(g).num_rows)
+            for g in range(meta.num_row_groups)
+        ]
+        runs = pack_slices(groups, self.shard_limits) if self.shard_limits else []
+        if len(runs) <= 1:
+            return [("", size, max(meta.num_rows, 1))]
+        return [
+            (
+                f"#rg{a}-{b}",
+                sum(g[0] for g in groups[a : b + 1]),
+                max(sum(g[1] for g in groups[a : b + 1]), 1),
+            )
+            for a, b in runs
+        ]
 
-    def read_file(self, key: str, path: Path) -> Iterator[RawRecord]:
+    def read_file(
+        self, key: str, path: Path, part: tuple[int, int] | None = None
+    ) -> Iterator[RawRecord]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         errors = (OSError, ValueError, pa.ArrowException)
+        unit = key if part is None else f"{key}#rg{part[0]}-{part[1]}"
         try:
             parquet = pq.ParquetFile(path)
             present = set(parquet.schema_arrow.names)
         except errors as exc:
             detail = f"not a readable parquet file: {str(exc).strip()}"
-            yield RawRecord(UNKNOWN_REPO, key, 0, reason=REASON_CORRUPT_FILE, detail=detail)
+            yield RawRecord(UNKNOWN_REPO, unit, 0, reason=REASON_CORRUPT_FILE, detail=detail)
             return
-        mapper = self.mapper(key)
+        mapper = self.mapper(key)  # row numbers and path-less names stay file-wide
         columns = [c for c in mapper.columns if c in present]
-        first_row = 0
+        first, last = part if part is not None else (0, parquet.num_row_groups - 1)
+        first_row = sum(parquet.metadata.row_group(g).num_rows for g in range(first))
         with parquet:
-            for group in range(parquet.num_row_groups):
+            for group in range(first, min(last, parquet.num_row_groups - 1) + 1):
                 num_rows = parquet.metadata.row_group(group).num_rows
                 index = first_row
                 try:
@@ -208,12 +272,42 @@ class JsonlSource(_TabularFiles):
     JSON object is recorded as `<unit>#L<1-based line number>`.
     """
 
-    def read_file(self, key: str, path: Path) -> Iterator[RawRecord]:
+    def slices(self, path: Path, size: int) -> list[tuple[str, int, int]]:
+        """Byte ranges cut at line ends, about `shard_max_bytes` each (fewer bytes when the
+        first MiB's lines say a range would pass `shard_max_files` rows); gzip is one unit."""
+        with open(path, "rb") as handle:
+            sample = handle.read(SAMPLE_BYTES)
+            if sample[:2] == b"\x1f\x8b" or not self.shard_limits:
+                return [("", size, 1)]
+            bytes_per_row = len(sample) / max(sample.count(b"\n"), 1)
+            step = max(1, min(self.shard_limits[0], int(self.shard_limits[1] * bytes_per_row)))
+            if size <= step:
+                return [("", size, 1)]
+            cuts = [0]
+            while cuts[-1] + step < size:
+                handle.seek(cuts[-1] + step)
+                handle.readline()  # to the end of the line the cut falls in
+                if handle.tell() >= size:
+                    break
+                cuts.append(handle.tell())
+        ends = [*cuts[1:], size]
+        return [
+            (f"#bytes{a}-{b}", b - a, max(1, round((b - a) / bytes_per_row)))
+            for a, b in zip(cuts, ends, strict=True)
+        ]
+
+    def read_file(
+        self, key: str, path: Path, part: tuple[int, int] | None = None
+    ) -> Iterator[RawRecord]:
+        """A whole file, or the lines of byte range `part` (line numbers count from its
+        start, and names of its bad lines carry the range: `<file>#bytes<a>-<b>#L<n>`)."""
         try:
-            handle = _open_lines(path)
+            handle = _open_lines(path) if part is None else _open_range(path, *part)
         except OSError as exc:
             yield RawRecord(UNKNOWN_REPO, key, 0, reason=REASON_UNREADABLE, detail=str(exc))
             return
+        if part is not None:
+            key = f"{key}#bytes{part[0]}-{part[1]}"
         mapper = self.mapper(key)
         line_no = 0
         try:
@@ -252,6 +346,14 @@ def _open_lines(path: Path) -> IO[bytes]:
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")
     return open(path, "rb")  # the caller closes it
+
+
+def _open_range(path: Path, start: int, end: int) -> IO[bytes]:
+    """The bytes [start, end) of a file as a stream of lines (the caller closes it)."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    return io.BytesIO(data)
 
 
 def _glob_base(pattern: str) -> str:
