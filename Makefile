@@ -62,7 +62,8 @@ datatrove-venv: $(DATATROVE_VENV)/.installed
 $(DATATROVE_VENV)/.installed:
 	test -x $(DATATROVE_VENV)/bin/python || $(PYTHON) -m venv $(DATATROVE_VENV)
 	$(DATATROVE_VENV)/bin/pip install -q -U pip
-	$(DATATROVE_VENV)/bin/pip install -q datatrove==0.10.1 orjson==3.13.0 spacy==3.8.18
+	$(DATATROVE_VENV)/bin/pip install -q datatrove==0.10.1 xxhash==3.8.2 pyarrow==26.0.1 orjson==3.13.0 \
+		spacy==3.8.18 regex==2026.11.19 tokenizers==0.23.3
 	touch $@
 
 vllm-check: $(VLLM_VENV)/.installed
