@@ -58,17 +58,14 @@ def profile(shards: Iterable[tuple[Path, Path]], selection) -> list[dict[str, An
     frame = selection.select("doc_id", "lang", "selected").join(
         pl.DataFrame(rows), on="doc_id", how="inner"
     )
-    table = (
-        frame.group_by("lang", "selected")
-        .agg(
-            pl.len().alias("files"),
-            pl.col("documented").mean().round(3),
-            pl.col("with_tests").mean().round(3),
-            pl.col("mean_line_length").mean().round(1),
-        )
-        .sort(["files", "selected"], descending=[True, True])
+    table = frame.group_by("lang", "selected").agg(
+        pl.len().alias("files"),
+        pl.col("documented").mean().round(3),
+        pl.col("with_tests").mean().round(3),
+        pl.col("mean_line_length").mean().round(1),
     )
-    order = frame.group_by("lang").len().sort("len", descending=True)["lang"].to_list()
+    counts = frame.group_by("lang").len()
+    order = counts.sort(["len", "lang"], descending=[True, False])["lang"].to_list()  # ties by name
     table = table.with_columns(
         pl.col("lang").replace_strict({k: i for i, k in enumerate(order)}).alias("_order")
     ).sort(["_order", "selected"], descending=[False, True])
