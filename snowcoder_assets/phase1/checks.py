@@ -103,7 +103,9 @@ def corpus_checks(config: SnowcoderConfig, rebuilt: list[Path]) -> list[dg.Asset
             ),
             [corpus, filtered],
         )
-        contaminated = rebuilt and _ids(con, _NOT_DECONTAMINATED, [[str(p) for p in rebuilt]])
+        contaminated = rebuilt and _ids(
+            con, _NOT_DECONTAMINATED, [[str(p) for p in rebuilt], DECONTAMINATION]
+        )
     return [
         _result(EVERY_FILE_HAS_STATUS, undecided),
         _result(UNIQUE_DOC_ID, dup_ids),
@@ -113,11 +115,11 @@ def corpus_checks(config: SnowcoderConfig, rebuilt: list[Path]) -> list[dg.Asset
 
 
 # Documents with a file that decontamination did not keep, or that has a contamination record.
-_NOT_DECONTAMINATED = f"""
+_NOT_DECONTAMINATED = """
 WITH members AS (
     SELECT document_id, unnest(doc_ids) AS doc_id FROM read_parquet(?)
 ), passed AS (
-    SELECT DISTINCT doc_id FROM decisions WHERE stage = '{DECONTAMINATION}' AND kept
+    SELECT DISTINCT doc_id FROM decisions WHERE stage = ? AND kept
 )
 SELECT DISTINCT m.document_id FROM members m
 WHERE m.doc_id NOT IN (SELECT doc_id FROM passed)
