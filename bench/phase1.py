@@ -7,9 +7,9 @@
   same parquet, in `.venv-datatrove` (`make datatrove-venv`), where pip resolves the xxhash
   its default hashing expects.
 Both print documents/s, MB/s and the peak RSS of their whole process tree (sampled from /proc
-every 0.1 s). The default corpus is a Stack-v1-style parquet of this interpreter's files
-(stdlib and site-packages, <= 1 MB, UTF-8), in row groups of 1,000 rows; `--limit` takes the
-first N files, `--corpus` any folder of Stack-style parquet files.
+every 0.1 s). The default corpus is a Stack-v1-style parquet of the base interpreter's
+files (its stdlib and site-packages, not a venv's; <= 1 MB, UTF-8), in row groups of 1,000
+rows; `--limit` takes the first N files, `--corpus` any folder of Stack-style parquet files.
 
 Usage: python bench/phase1.py [--limit 10000] [--corpus DIR] [--workers 2]
 """
@@ -50,20 +50,24 @@ def build_corpus(out: Path, limit: int | None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    base = {"base": sys.base_prefix, "platbase": sys.base_prefix}  # not the venv's packages
     roots = {
-        "stdlib": Path(sysconfig.get_paths()["stdlib"]),
-        "site": Path(sysconfig.get_paths()["purelib"]),
+        "stdlib": Path(sysconfig.get_paths(vars=base)["stdlib"]),
+        "site": Path(sysconfig.get_paths(vars=base)["purelib"]),
     }
     rows = []
     for name, root in roots.items():
         for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-            if path.stat().st_size > 1_000_000 or "__pycache__" in path.parts:
+            rel = path.relative_to(root)
+            skipped = "__pycache__" in rel.parts or (
+                name == "stdlib" and "site-packages" in rel.parts
+            )
+            if skipped or path.stat().st_size > 1_000_000:
                 continue
             try:
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
-            rel = path.relative_to(root)
             repo = f"{name}/{rel.parts[0]}" if len(rel.parts) > 1 else name
             rows.append(
                 {
