@@ -4,6 +4,7 @@ alone, in one run, and no existing partition's per-file stage runs again."""
 
 from __future__ import annotations
 
+import os
 import re
 import sysconfig
 from pathlib import Path
@@ -173,14 +174,21 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
     assert tasks == [("HumanEval/0",), ("HumanEval/10",), ("HumanEval/2",)]
 
 
-def test_phase1_two_runs_give_identical_outputs(tmp_path, planted):
+def test_phase1_two_runs_on_one_and_two_workers_give_identical_outputs(
+    tmp_path, planted, monkeypatch
+):
+    """The instance's run slots come from the machine's cores: 2 here, then 1."""
     corpus, _ = planted
-    outputs = []
-    for name in ("run_a", "run_b"):
+    outputs, runs = [], []
+    for name, cores in (("run_a", 2), ("run_b", 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
         config = load_config(_config(tmp_path, corpus, name))
-        assert materialize(config, PHASE1, echo=lambda _: None).ok
+        outcome = materialize(config, PHASE1, echo=lambda _: None)
+        assert outcome.ok
+        runs.append(len(outcome.runs))
         table = pq.read_table(corpus_dir(config.data_dir)).sort_by("document_id")
         outputs.append((table.to_pylist(), sorted(_status(config.data_dir).items())))
+    assert runs[0] > runs[1]  # the first ran partitions in parallel runs, the second did not
     assert outputs[0] == outputs[1]
 
 
