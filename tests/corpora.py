@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 # Expected ingest reason for each hostile file the builder writes (None = kept).
@@ -100,3 +101,11 @@ def write_config(
 
 def local_dir_source(name: str, folder: Path) -> str:
     return f'[[sources]]\nname = "{name}"\nkind = "local_dir"\npath = "{folder.as_posix()}"\n'
+
+
+def disguised_solution(problem: dict, docstring: str) -> str:
+    """A HumanEval task's signature and solution under `docstring` instead of its own, lines
+    tab-indented with blank lines between them: only the token stream still matches."""
+    code = re.sub(r'""".*?"""', docstring, problem["prompt"], flags=re.S)
+    lines = (code + problem["canonical_solution"]).split("\n")
+    return "\n\n".join(re.sub(r"^(    )+", lambda m: "\t" * (len(m[0]) // 4), x) for x in lines)

@@ -57,8 +57,9 @@ class MinhashConfig(StrictModel):
         J = 0.75 -> P = 0.980   (edited copies: renamed identifiers, lines added and deleted)
         J = 0.85 -> P = 1.000   (light edits)
 
-    16 x 8 of 128 (the earlier default) found only 82% of the pairs at J = 0.75 and 61% at
-    0.70, so groups just above the threshold mostly survived; 20 x 6 costs ~8x the J ~ 0.4
+    16 x 8 of 128 (the earlier default) made only 82% of the pairs at J = 0.75 candidates and
+    61% at 0.70, so about one in eight groups of forks at J 0.75-0.80 kept a second copy
+    (`test_cluster_collapses_forks_just_above_the_threshold`); 20 x 6 costs ~8x the J ~ 0.4
     candidates (cheap: each is one signature comparison) and 25% more stored band keys.
     More rows per band push the curve right (fewer false candidates, more missed pairs), more
     bands push it left at the cost of more stored keys. A candidate only means some band

@@ -25,6 +25,7 @@ from snowcoder_assets.phase1.decontaminate import (
     collapse,
     description_of,
 )
+from tests.corpora import disguised_solution
 
 PLANTED = ["HumanEval/0", "HumanEval/10", "HumanEval/38", "HumanEval/64", "HumanEval/129"]
 FILLER = inspect.getsource(textwrap)
@@ -115,11 +116,6 @@ def test_find_long_solution_alone_as_substring(index, problems):
     assert [(m.task_id, m.reason) for m in matches] == [("HumanEval/10", REASON_SUBSTRING)]
 
 
-def _tab_indented_with_blank_lines(code: str) -> str:
-    lines = [re.sub(r"^(    )+", lambda m: "\t" * (len(m[0]) // 4), x) for x in code.split("\n")]
-    return "\n\n".join(lines)
-
-
 def test_find_reindented_solution_under_reworded_docstring(index, problems):
     """Every task whose solution is a substring needle (>= 50 chars) is caught when only its
     signature and solution survive, tab-indented, blank-lined, under a docstring of our own."""
@@ -129,8 +125,7 @@ def test_find_reindented_solution_under_reworded_docstring(index, problems):
         if len(collapse(problem["canonical_solution"])) < 50:
             continue
         checked += 1
-        code = re.sub(r'""".*?"""', reworded, problem["prompt"], flags=re.S)
-        text = _tab_indented_with_blank_lines(code + problem["canonical_solution"])
+        text = disguised_solution(problem, reworded)
         if task_id not in [m.task_id for m in index.find(text)]:
             missed.append(task_id)
     assert checked == 135 and missed == []

