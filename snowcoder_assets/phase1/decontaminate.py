@@ -236,6 +236,23 @@ class BenchmarkIndex:
         """Changes when the config or any benchmark text changes: key stored results by it."""
         return self._fingerprint
 
+    @property
+    def needles(self) -> list[_Needle]:
+        """Every substring needle: those with a first n-gram, then the shorter ones."""
+        return [n for group in self._needles_by_first.values() for n in group] + list(
+            self._short_needles
+        )
+
+    @property
+    def needed_counts(self) -> list[float]:
+        """Per task, the shared distinct n-grams that condemn a file (inf: substrings only)."""
+        return list(self._needed)
+
+    @property
+    def ngram_totals(self) -> list[int]:
+        """Per task, its distinct n-grams."""
+        return list(self._totals)
+
     def task_ngram_count(self, benchmark: str, task_id: str) -> int:
         for task, total in zip(self.tasks, self._totals, strict=True):
             if (task.benchmark, task.task_id) == (benchmark, task_id):

@@ -43,6 +43,18 @@ def benchmark_index(config: SnowcoderConfig) -> Any:
     return _benchmark_index(config.decontamination.model_dump_json())
 
 
+@cache
+def _benchmark_prefilter(config_json: str) -> Any:
+    from snowcoder_assets.phase1.benchmark_prefilter import BenchmarkPrefilter
+
+    return BenchmarkPrefilter(_benchmark_index(config_json))
+
+
+def benchmark_prefilter(config: SnowcoderConfig) -> Any:
+    """The index's batch front end (`find_many`), built once per process."""
+    return _benchmark_prefilter(config.decontamination.model_dump_json())
+
+
 def decontaminated_path(data_dir: Path, source: str, shard: str) -> Path:
     return stage_path(data_dir, STAGE, source, shard)
 
@@ -59,7 +71,7 @@ def run_decontaminate(
     config: SnowcoderConfig, source: str, shard: str, log: Callable[[str], None]
 ) -> StageStats:
     """Drop files that overlap benchmark problems; record the evidence in `contamination`."""
-    data_dir, stats, index = config.data_dir, StageStats(), benchmark_index(config)
+    data_dir, stats, index = config.data_dir, StageStats(), benchmark_prefilter(config)
     survivors = {
         r["doc_id"]
         for rows in iter_rows(deduped_path(data_dir, source, shard), ["doc_id"])
@@ -74,10 +86,10 @@ def run_decontaminate(
         for rows in iter_rows(
             raw_shard_path(data_dir, source, shard), [*IDENTITY_COLUMNS, "content"]
         ):
-            for row in rows:
-                if row["doc_id"] not in survivors:
-                    continue
-                matches = index.find(row["content"])
+            rows = [row for row in rows if row["doc_id"] in survivors]
+            for row, matches in zip(
+                rows, index.find_many([r["content"] for r in rows]), strict=True
+            ):
                 evidence.extend(
                     {
                         "doc_id": row["doc_id"],
