@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from snowcoder_assets.evaluation.settings import EvaluationConfig
+from snowcoder_assets.orchestration.kubernetes import KubernetesConfig
 from snowcoder_assets.phase1.decontaminate import DecontaminationConfig
 from snowcoder_assets.phase1.filters import FilterPolicy
 from snowcoder_assets.phase1.minhash import MinhashConfig
@@ -172,7 +173,8 @@ class OrchestrationConfig(StrictModel):
     gpu_partitions_per_run: int = Field(default=256, ge=1)
     # in_process: a run's steps one after another in the run's process (cheap start-up; runs
     # themselves run in parallel); multiprocess: a process per step.
-    executor: Literal["in_process", "multiprocess"] = "in_process"
+    # k8s: a pod per step (dagster-k8s), sized by `[kubernetes]`; needs the K8sRunLauncher.
+    executor: Literal["in_process", "multiprocess", "k8s"] = "in_process"
 
 
 class HubConfig(StrictModel):
@@ -212,6 +214,7 @@ class SnowcoderConfig(StrictModel):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     hub: HubConfig = Field(default_factory=HubConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     # Where the file was read from; set by load_config, not by the file.
     config_file: Path | None = None
 

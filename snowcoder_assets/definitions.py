@@ -16,6 +16,7 @@ from snowcoder_assets.evaluation import assets as evaluation_assets
 from snowcoder_assets.hub import assets as hub_assets
 from snowcoder_assets.hub.resources import HubResource
 from snowcoder_assets.orchestration.automation import automation_sensor
+from snowcoder_assets.orchestration.kubernetes import k8s_executor
 from snowcoder_assets.phase1 import assets as phase1_assets
 from snowcoder_assets.phase1 import global_assets as phase1_global
 from snowcoder_assets.phase2 import assets as phase2_assets
@@ -110,11 +111,11 @@ def with_policy(asset: dg.AssetsDefinition, config: SnowcoderConfig, versions: d
 def build_defs(config: SnowcoderConfig) -> dg.Definitions:
     """The whole graph for one configuration (tests build it for several)."""
     versions = code_versions(config)
-    executor = (
-        dg.in_process_executor
-        if config.orchestration.executor == "in_process"
-        else dg.multiprocess_executor
-    )
+    executor = {
+        "in_process": lambda: dg.in_process_executor,
+        "multiprocess": lambda: dg.multiprocess_executor,
+        "k8s": lambda: k8s_executor(config.kubernetes),
+    }[config.orchestration.executor]()
     return dg.Definitions(
         assets=[with_policy(a, config, versions) for a in ASSETS] + EXTERNAL,
         sensors=[source_shard_sensor, automation_sensor],

@@ -21,7 +21,7 @@ from snowcoder_assets.layout import lineage_table_dir
 from snowcoder_assets.lineage.schemas import EVALUATION_SCHEMA
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.orchestration.automation import ON_MISSING
-from snowcoder_assets.orchestration.pools import GPU
+from snowcoder_assets.orchestration.pools import GPU, GPU_POD
 from snowcoder_assets.phase3.resources import SyntheticGeneratorResource
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
@@ -35,6 +35,7 @@ HARNESS_SELF_TEST = "harness_self_test"
     deps=["checkpoints"],
     kinds={"python"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
     check_specs=[
         dg.AssetCheckSpec(EVERY_TASK_EXECUTED, asset="evaluation"),

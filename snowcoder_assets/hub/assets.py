@@ -13,7 +13,7 @@ import dagster as dg
 from snowcoder_assets.hub.resources import HubResource
 from snowcoder_assets.io import files_under
 from snowcoder_assets.layout import hub_dry_run_dir
-from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
+from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, SHARD_POD
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
 
@@ -72,7 +72,13 @@ def _publish(context, run_config: PublishConfig, snowcoder, hub, artifact: str):
     return materialize_files(context, settings, files_under(local), metadata)
 
 
-@dg.asset(group_name="hub", deps=["phase1_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
+@dg.asset(
+    group_name="hub",
+    deps=["phase1_corpus"],
+    kinds={"huggingface"},
+    pool=GLOBAL_WRITERS,
+    op_tags=SHARD_POD,
+)
 def hub_phase1_dataset(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -84,7 +90,13 @@ def hub_phase1_dataset(
     return _publish(context, config, snowcoder, hub, "phase1")
 
 
-@dg.asset(group_name="hub", deps=["topk_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
+@dg.asset(
+    group_name="hub",
+    deps=["topk_corpus"],
+    kinds={"huggingface"},
+    pool=GLOBAL_WRITERS,
+    op_tags=SHARD_POD,
+)
 def hub_phase2_dataset(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -95,7 +107,13 @@ def hub_phase2_dataset(
     return _publish(context, config, snowcoder, hub, "phase2")
 
 
-@dg.asset(group_name="hub", deps=["synthetic_corpus"], kinds={"huggingface"}, pool=GLOBAL_WRITERS)
+@dg.asset(
+    group_name="hub",
+    deps=["synthetic_corpus"],
+    kinds={"huggingface"},
+    pool=GLOBAL_WRITERS,
+    op_tags=SHARD_POD,
+)
 def hub_phase3_dataset(
     context: dg.AssetExecutionContext,
     config: PublishConfig,
@@ -108,7 +126,11 @@ def hub_phase3_dataset(
 
 
 @dg.asset(
-    group_name="hub", deps=["checkpoints", "evaluation"], kinds={"huggingface"}, pool=GLOBAL_WRITERS
+    group_name="hub",
+    deps=["checkpoints", "evaluation"],
+    kinds={"huggingface"},
+    pool=GLOBAL_WRITERS,
+    op_tags=SHARD_POD,
 )
 def hub_model(
     context: dg.AssetExecutionContext,

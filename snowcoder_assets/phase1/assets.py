@@ -3,6 +3,7 @@
 import dagster as dg
 
 from snowcoder_assets.orchestration.automation import CPU_EAGER, order_only
+from snowcoder_assets.orchestration.pools import SHARD_POD
 from snowcoder_assets.phase1 import checks
 from snowcoder_assets.phase1.decontaminated_files import decont_outputs, run_decontaminate
 from snowcoder_assets.phase1.deduped_files import dedup_outputs, run_dedup_apply
@@ -33,6 +34,7 @@ def _signals_outputs(data_dir, source, shard):
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
+    op_tags=SHARD_POD,
     group_name="phase1",
     deps=["raw_files"],
     kinds={"parquet"},
@@ -51,6 +53,7 @@ def file_signals(
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
+    op_tags=SHARD_POD,
     group_name="phase1",
     deps=["file_signals"],
     kinds={"parquet"},
@@ -84,6 +87,7 @@ dedup_decisions = dg.AssetSpec(
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
+    op_tags=SHARD_POD,
     group_name="phase1",
     deps=["filtered_files", "dup_clusters", DEDUP_DECISIONS],
     kinds={"parquet"},
@@ -104,6 +108,7 @@ def deduped_files(
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
+    op_tags=SHARD_POD,
     group_name="phase1",
     deps=["deduped_files"],
     kinds={"parquet"},

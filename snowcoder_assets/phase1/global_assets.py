@@ -14,7 +14,7 @@ from snowcoder_assets.io import digest
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table, language_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER
-from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
+from snowcoder_assets.orchestration.pools import GLOBAL_POD, GLOBAL_WRITERS
 from snowcoder_assets.orchestration.records import data_version_tags, latest_data_versions
 from snowcoder_assets.phase1 import checks
 from snowcoder_assets.phase1.assets import DEDUP_DECISIONS
@@ -29,6 +29,7 @@ from snowcoder_assets.versions import outputs_metadata, outputs_record
     deps=["filtered_files"],
     kinds={"polars"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
 )
 def dup_clusters(
@@ -77,6 +78,7 @@ def dup_clusters(
     deps=["decontaminated_files"],
     kinds={"parquet"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
     check_specs=[
         dg.AssetCheckSpec(name, asset="phase1_corpus", blocking=True)

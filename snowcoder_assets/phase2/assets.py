@@ -13,7 +13,7 @@ from snowcoder_assets.layout import (
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table, markdown_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
-from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
+from snowcoder_assets.orchestration.pools import GLOBAL_POD, GLOBAL_WRITERS, GPU, GPU_POD
 from snowcoder_assets.phase2 import checks
 from snowcoder_assets.raw.discovery import materialized_config_partitions
 from snowcoder_assets.raw.partitions import SOURCE_SHARDS
@@ -26,6 +26,7 @@ from snowcoder_assets.results import PartitionResult, materialize_files, materia
     deps=["phase1_corpus"],
     kinds={"parquet"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
 )
 def annotator_training_set(
@@ -74,6 +75,7 @@ def eval_metadata(quality: dict) -> dict:
     deps=["annotator_training_set"],
     kinds={"pytorch"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
 )
 def quality_annotator(
@@ -107,6 +109,7 @@ def quality_annotator(
     deps=["quality_annotator", "tokenizer", "decontaminated_files"],
     kinds={"pytorch", "parquet"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
 )
 def quality_scores(
@@ -131,6 +134,7 @@ def quality_scores(
     deps=["quality_scores"],
     kinds={"parquet"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
     check_specs=[
         dg.AssetCheckSpec(name, asset="topk_corpus", blocking=True) for name in checks.TOPK_CHECKS

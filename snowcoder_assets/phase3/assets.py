@@ -6,7 +6,7 @@ from snowcoder_assets.io import files_under
 from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
-from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, GPU
+from snowcoder_assets.orchestration.pools import GLOBAL_POD, GLOBAL_WRITERS, GPU, GPU_POD
 from snowcoder_assets.phase3.resources import SyntheticGeneratorResource
 from snowcoder_assets.raw.discovery import materialized_config_partitions
 from snowcoder_assets.resources import SnowcoderConfigResource
@@ -18,6 +18,7 @@ from snowcoder_assets.results import materialize_files
     deps=["topk_corpus", "tokenizer"],
     kinds={"parquet"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
 )
 def synthetic_seeds(
@@ -45,6 +46,7 @@ def synthetic_seeds(
     deps=["topk_corpus", "tokenizer"],
     kinds={"pytorch"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
 )
 def synthetic_generator(
@@ -98,6 +100,7 @@ def _train_demo_generator(context, config, pipes_client) -> dict:
     deps=["synthetic_seeds", "synthetic_generator", "decontaminated_files"],
     kinds={"parquet"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
 )
 def synthetic_corpus(

@@ -5,6 +5,7 @@ import dagster as dg
 from snowcoder_assets.layout import raw_shard_path
 from snowcoder_assets.metadata import preview_markdown
 from snowcoder_assets.orchestration.automation import CPU_EAGER
+from snowcoder_assets.orchestration.pools import SHARD_POD
 from snowcoder_assets.raw import checks
 from snowcoder_assets.raw.ingest import ingest_outputs, ingest_shard
 from snowcoder_assets.raw.partitions import SOURCE_FILES, SOURCE_SHARDS
@@ -26,6 +27,7 @@ source_files = dg.AssetSpec(
 
 @dg.asset(
     partitions_def=SOURCE_SHARDS,
+    op_tags=SHARD_POD,
     group_name="raw",
     deps=[SOURCE_FILES],
     kinds={"python", "parquet"},

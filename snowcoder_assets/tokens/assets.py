@@ -14,7 +14,7 @@ from snowcoder_assets.layout import (
 )
 from snowcoder_assets.metadata import counts_table
 from snowcoder_assets.orchestration.automation import CPU_EAGER, ON_MISSING
-from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS
+from snowcoder_assets.orchestration.pools import GLOBAL_POD, GLOBAL_WRITERS
 from snowcoder_assets.phase3.corpus import corpus_dir as synthetic_corpus_dir
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
@@ -35,6 +35,7 @@ def phase_corpora(data_dir) -> dict:
     deps=["phase1_corpus"],
     kinds={"huggingface"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=ON_MISSING,
 )
 def tokenizer(
@@ -59,6 +60,7 @@ def tokenizer(
     deps=["tokenizer", "phase1_corpus", "topk_corpus", "synthetic_corpus"],
     kinds={"numpy"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
 )
 def packed_shards(
@@ -95,6 +97,7 @@ def packed_shards(
     deps=["packed_shards"],
     kinds={"json"},
     pool=GLOBAL_WRITERS,
+    op_tags=GLOBAL_POD,
     automation_condition=CPU_EAGER,
 )
 def phase_manifest(

@@ -21,7 +21,7 @@ from snowcoder_assets.io import files_under, read_json
 from snowcoder_assets.layout import checkpoints_dir, manifest_path
 from snowcoder_assets.metadata import figure_png, png_markdown
 from snowcoder_assets.orchestration.automation import ON_MISSING
-from snowcoder_assets.orchestration.pools import GPU
+from snowcoder_assets.orchestration.pools import GPU, GPU_POD
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
 
@@ -82,6 +82,7 @@ def loss_curves(checkpoint_dir: Path, phases: list[str]) -> dg.MarkdownMetadataV
     deps=["phase_manifest"],
     kinds={"pytorch"},
     pool=GPU,
+    op_tags=GPU_POD,
     automation_condition=ON_MISSING,
 )
 def checkpoints(
