@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 VLLM_VENV := .venv-vllm
 CHECKPOINT ?= data/checkpoints/phase2/final
 
-.PHONY: demo test lint ui bench bench-phase1 datatrove-venv vllm-check clean
+.PHONY: demo test lint ui bench bench-phase1 datatrove-venv vllm-check clean postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) $(VLLM_VENV)/.installed  # phase 3 generates through vLLM in its own venv
 	$(BIN)/snowcoder demo
 
-test: $(STAMP) $(VLLM_VENV)/.installed
+test: $(STAMP) $(VLLM_VENV)/.installed postgres
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -74,3 +74,10 @@ ui: $(STAMP)
 
 clean:  # the data and its Dagster instance (runs, partitions) go together
 	rm -rf data
+
+# Debian's PostgreSQL for the tests that use a Postgres instance (tests/services.py starts a
+# throw-away cluster on a free port). Installed only when no initdb is found.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q postgresql >/dev/null || { apt-get update -q && apt-get install -y -q postgresql >/dev/null; }; }

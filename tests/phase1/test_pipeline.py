@@ -133,7 +133,7 @@ def _config(tmp_path: Path, corpus: Path, name: str = "data") -> Path:
     )
 
 
-def _status(data_dir: Path) -> dict[str, tuple[bool, str | None]]:
+def file_status(data_dir: Path) -> dict[str, tuple[bool, str | None]]:
     with duckdb.connect(str(lineage_db_path(data_dir)), read_only=True) as con:
         rows = con.execute("SELECT repo, path, kept, reason FROM file_status").fetchall()
     return {f"{r}/{p}": (k, why) for r, p, k, why in rows}
@@ -151,7 +151,7 @@ def test_phase1_every_file_reaches_the_corpus_or_has_its_reason(tmp_path, plante
     config = load_config(_config(tmp_path, corpus))
     lines: list[str] = []
     assert materialize(config, PHASE1, echo=lines.append).ok, lines
-    assert _status(config.data_dir) == expected
+    assert file_status(config.data_dir) == expected
     documents = pq.read_table(corpus_dir(config.data_dir)).to_pylist()
     by_repo = {(d["repo"], d["lang"]): d for d in documents}
     alpha = by_repo[("alpha", "python")]
@@ -181,7 +181,7 @@ def test_phase1_two_runs_on_one_and_two_workers_give_identical_outputs(
         assert outcome.ok
         runs.append(len(outcome.runs))
         table = pq.read_table(corpus_dir(config.data_dir)).sort_by("document_id")
-        outputs.append((table.to_pylist(), sorted(_status(config.data_dir).items())))
+        outputs.append((table.to_pylist(), sorted(file_status(config.data_dir).items())))
     assert runs[0] > runs[1]  # the first ran partitions in parallel runs, the second did not
     assert outputs[0] == outputs[1]
 
@@ -211,7 +211,7 @@ def test_phase1_new_shard_runs_alone_and_its_duplicates_are_caught(tmp_path, pla
     assert len(outcome.runs) == 1, lines  # the new shard's chain and both global stages
     plan = next(line for line in lines if line.startswith("plan:"))
     assert "dup_clusters (1 upstream re-runs)" in plan and "phase1_corpus (1 upstream" in plan
-    status = _status(config.data_dir)
+    status = file_status(config.data_dir)
     assert status["delta/shlex_copy.py"] == (False, "exact_duplicate")
     assert status["delta/new.py"] == (True, None)
     assert {k: v for k, v in status.items() if not k.startswith("delta/")} == expected
