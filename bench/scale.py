@@ -1,0 +1,124 @@
+"""Scheduling 10k+ shards on a Postgres instance: discovery tick, automation, planning.
+
+A simulated source of `--shards` tiny shards (one parquet file, one row per row group,
+`shard_max_files = 1`) on a throw-away local PostgreSQL (`make postgres`) as the instance's
+storage. Timed, one after another, as the daemon and the CLI do them:
+- `discovery_tick`: the discovery sensor's evaluation (list the source, diff against the
+  instance) and applying its result (register the partitions, record each shard's
+  `source_files` event);
+- `automation_tick`: one evaluation of every asset's automation condition over all partitions
+  (`dg.evaluate_automation_conditions`, the automation sensor's code path);
+- `plan_backfill`: `snowcoder materialize`'s plan of `*phase1_corpus` over every partition,
+  batched into runs (`[orchestration] partitions_per_run`), without launching them.
+
+Usage: python bench/scale.py [--shards 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import local_postgres, postgres_instance_settings  # noqa: E402
+
+
+def emit(**fields) -> None:
+    machine = f"{platform.machine()} {os.cpu_count()} cores"
+    print(json.dumps({"bench": "scale", "date": date.today().isoformat(), "machine": machine,
+                      **fields}), flush=True)  # fmt: skip
+
+
+def write_source(folder: Path, shards: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"content": f"def f{i}():\n    return {i}\n", "max_stars_repo_name": f"org/r{i}",
+         "max_stars_repo_path": f"m{i}.py"}
+        for i in range(shards)
+    ]  # fmt: skip
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "tiny.parquet", row_group_size=1)
+    config = folder.parent / "snowcoder.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{(folder.parent / "data").as_posix()}"\n'
+        "[ingest]\nshard_max_files = 1\n"
+        f'[[sources]]\nname = "tiny"\nkind = "parquet"\npath = "{folder.as_posix()}/*.parquet"\n'
+    )
+    return config
+
+
+def timed(name: str, fn, extra):
+    start = time.perf_counter()
+    result = fn()
+    emit(step=name, seconds=round(time.perf_counter() - start, 2), **extra(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shards", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, local_postgres() as url:
+        root = Path(tmp)
+        config_path = write_source(root / "source", args.shards)
+        home = root / "home"
+        home.mkdir()
+        template = ROOT / "dagster_home" / "dagster.yaml"
+        (home / "dagster.yaml").write_text(postgres_instance_settings(template, url))
+        os.environ["DAGSTER_HOME"] = str(home)
+        os.environ["SNOWCODER_CONFIG"] = str(config_path)
+        run(config_path)
+
+
+def run(config_path: Path) -> None:
+    import dagster as dg
+
+    from snowcoder_assets.config import load_config
+    from snowcoder_assets.definitions import build_defs
+    from snowcoder_assets.orchestration.instance import open_instance
+    from snowcoder_assets.orchestration.materialize import resolve_selection
+    from snowcoder_assets.orchestration.plan import make_plan
+    from snowcoder_assets.raw.discovery import config_partitions
+    from snowcoder_assets.raw.sensors import source_shard_sensor
+    from snowcoder_assets.resources import SnowcoderConfigResource
+
+    config = load_config(config_path)
+    defs = build_defs(config)
+    with open_instance(config) as instance:
+        resources = {"snowcoder": SnowcoderConfigResource(config_path=str(config_path))}
+
+        def discovery_tick():
+            context = dg.build_sensor_context(instance=instance, resources=resources)
+            result = source_shard_sensor(context)
+            for request in result.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+            for event in result.asset_events:
+                instance.report_runless_asset_event(event)
+            return result
+
+        timed("discovery_tick", discovery_tick, extra=lambda r: {
+            "new_partitions": sum(len(q.partition_keys) for q in r.dynamic_partitions_requests),
+            "source_files_events": len(r.asset_events)})  # fmt: skip
+        partitions = config_partitions(instance, config)
+        timed("automation_tick", lambda: dg.evaluate_automation_conditions(
+            defs=defs, instance=instance), extra=lambda r: {
+            "requested_asset_partitions": r.total_requested, "partitions": len(partitions)})  # fmt: skip
+        selection = resolve_selection(defs, "*phase1_corpus")
+        timed("plan_backfill", lambda: make_plan(defs, instance, selection, partitions,
+              config.data_dir, max_runs=os.cpu_count() or 1), extra=lambda p: {
+            "runs": len(p.runs), "partitions_per_run": config.orchestration.partitions_per_run})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
