@@ -111,13 +111,19 @@ def run(config_path: Path) -> None:
             "new_partitions": sum(len(q.partition_keys) for q in r.dynamic_partitions_requests),
             "source_files_events": len(r.asset_events)})  # fmt: skip
         partitions = config_partitions(instance, config)
-        timed("automation_tick", lambda: dg.evaluate_automation_conditions(
-            defs=defs, instance=instance), extra=lambda r: {
-            "requested_asset_partitions": r.total_requested, "partitions": len(partitions)})  # fmt: skip
-        selection = resolve_selection(defs, "*phase1_corpus")
-        timed("plan_backfill", lambda: make_plan(defs, instance, selection, partitions,
-              config.data_dir, max_runs=os.cpu_count() or 1), extra=lambda p: {
-            "runs": len(p.runs), "partitions_per_run": config.orchestration.partitions_per_run})  # fmt: skip
+
+        def automation_tick():
+            return dg.evaluate_automation_conditions(defs=defs, instance=instance)
+
+        def plan_backfill():
+            selection = resolve_selection(defs, "*phase1_corpus")
+            max_runs = os.cpu_count() or 1
+            return make_plan(defs, instance, selection, partitions, config.data_dir, max_runs)
+
+        timed("automation_tick", automation_tick, extra=lambda r: {
+            "requested": r.total_requested, "partitions": len(partitions)})  # fmt: skip
+        timed("plan_backfill", plan_backfill, extra=lambda p: {
+            "runs": len(p.runs), "per_run": config.orchestration.partitions_per_run})  # fmt: skip
 
 
 if __name__ == "__main__":
