@@ -43,15 +43,14 @@ def stages():
 
 
 def top_functions(profile: cProfile.Profile, top: int) -> list[dict]:
-    stats = pstats.Stats(profile, stream=io.StringIO()).sort_stats("tottime")
-    rows = []
-    for (file, line, name), (_, calls, own, cumulative, _) in stats.stats.items():
-        where = f"{Path(file).name}:{line}({name})" if line else name
-        rows.append(
-            {"function": where, "calls": calls, "own_s": round(own, 3), "cum_s": cumulative}
-        )
-    rows.sort(key=lambda r: -r["own_s"])
-    return [{k: v for k, v in r.items() if k != "cum_s"} for r in rows[:top]]
+    """The `top` functions by own time."""
+    stats = pstats.Stats(profile, stream=io.StringIO()).stats
+    ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
+    return [
+        {"function": f"{Path(file).name}:{line}({name})" if line else name,
+         "calls": calls, "own_s": round(own, 3)}
+        for (file, line, name), (_, calls, own, _, _) in ranked
+    ]  # fmt: skip
 
 
 def main() -> None:

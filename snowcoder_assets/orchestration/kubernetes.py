@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from snowcoder_assets.orchestration.pools import pod_tags
+from snowcoder_assets.orchestration.pools import K8S_CONFIG_TAG, pod_tags
 from snowcoder_assets.strict import StrictModel
 
 
@@ -37,8 +37,6 @@ class KubernetesConfig(StrictModel):
 
 def step_overrides(config: KubernetesConfig) -> dict[str, dict[str, Any]]:
     """`per_step_k8s_config` of the executor: one entry per overridden asset (op name)."""
-    from snowcoder_assets.orchestration.pools import K8S_CONFIG_TAG
-
     return {
         name: pod_tags(size.cpu, size.memory, size.gpus)[K8S_CONFIG_TAG]
         for name, size in sorted(config.step_resources.items())

@@ -5,19 +5,20 @@ two thirds in building and hashing one Python tuple per 10-gram. Nearly every fi
 10-gram with any benchmark, so `find_many` first asks, for a whole batch at once, which files
 can match, and runs the exact `find` only on those:
 
-- tokens come from polars' (Rust) regex with the ASCII classes that Python's `\\w` and `\\s`
-  reduce to on ASCII text, so an ASCII file gets exactly `tokenize`'s tokens; a file with any
-  non-ASCII character is tokenized by `tokenize` itself (Unicode classes differ between the
-  two engines);
+- tokens come from polars' (Rust) regex, with classes chosen so that every n-gram of
+  benchmark-vocabulary tokens Python's `tokenize` finds is found too (`_token_lists`); when the
+  vocabulary has non-ASCII word tokens, non-ASCII files go through `tokenize` itself;
 - each token becomes its code in the benchmarks' vocabulary (0 when no task has it), each
   window of n codes one uint64 key (a weighted sum), and a window with an unknown token or
   crossing into the next file is no key at all;
-- a file is a candidate when a key is a benchmark n-gram's or a substring needle's first
-  n-gram, or when it contains the anchor of a needle shorter than n tokens.
+- a file is a candidate when it holds `needed` distinct keys of one task (the n-gram rule's
+  count) or every key of one substring needle of >= n tokens, or when a shorter needle's tokens
+  occur with only whitespace between them (`short_needle_pattern`).
 
-A file that is not a candidate shares no n-gram with any task and contains no needle, so `find`
-would return nothing for it: the result equals `[index.find(t) for t in texts]` exactly. Key
-collisions only add candidates, which `find` then clears.
+A file that is not a candidate shares too few n-grams with every task and contains no needle,
+so `find` would return nothing for it: the result equals `[index.find(t) for t in texts]`
+exactly. Key collisions with non-benchmark n-grams only add candidates, which `find` then
+clears; collisions among benchmark n-grams are refused when the prefilter is built.
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ class BenchmarkPrefilter:
 
     def __init__(self, index: BenchmarkIndex) -> None:
         self.index, self.n = index, index.config.ngram
-        texts = [t for task in index.tasks for t in (*task.texts, *task.needles)]
-        vocab = sorted({token for text in texts for token in tokenize(text)})
-        self._ascii_vocab = all(token.isascii() or _lone_symbol(token) for token in vocab)
+        texts = {t for task in index.tasks for t in (*task.texts, *task.needles)}
+        texts |= {needle.padded for needle in index.needles}
+        self._tokens = {text: tokenize(text) for text in texts}  # benchmark text: tokenized once
+        vocab = sorted({token for tokens in self._tokens.values() for token in tokens})
+        self._one_regex = all(token.isascii() or _lone_symbol(token) for token in vocab)
         self._vocab = pl.Series(vocab, dtype=pl.String)
         self._codes = pl.Series(np.arange(1, len(vocab) + 1, dtype=np.uint64))
         rng = np.random.default_rng(_SEED)
@@ -75,7 +78,7 @@ class BenchmarkPrefilter:
         needles = [n for n in index.needles if n.first is not None]
         texts = [(i, t) for i, task in enumerate(index.tasks) for t in task.texts]
         texts += [(len(index.tasks) + i, n.padded) for i, n in enumerate(needles)]
-        docs = pl.Series([tokenize(t) for _, t in texts], dtype=pl.List(pl.String))
+        docs = pl.Series([self._tokens[t] for _, t in texts], dtype=pl.List(pl.String))
         keys, doc_of = self._keys(docs)
         group_of = np.array([g for g, _ in texts], dtype=np.int64)[doc_of]
         pairs = np.unique(np.rec.fromarrays([group_of, keys]))
@@ -95,7 +98,7 @@ class BenchmarkPrefilter:
         grams = {
             tuple(tokens[i : i + self.n])
             for task in index.tasks
-            for tokens in map(tokenize, task.texts)
+            for tokens in map(self._tokens.__getitem__, task.texts)
             for i in range(len(tokens) - self.n + 1)
         }
         per_task = list(sizes[: len(index.tasks)])
@@ -131,7 +134,7 @@ class BenchmarkPrefilter:
         Python's, so every n-gram of vocabulary tokens survives. Otherwise a doc with non-ASCII
         text is tokenized by Python's `tokenize`.
         """
-        if self._ascii_vocab:
+        if self._one_regex:
             return [(np.arange(len(series)), series.str.extract_all(SPLIT_TOKEN_PATTERN))]
         ascii_only = (series.str.len_bytes() == series.str.len_chars()).to_numpy()
         ascii_docs, other_docs = np.flatnonzero(ascii_only), np.flatnonzero(~ascii_only)

@@ -39,7 +39,7 @@ def _config(tmp_path: Path, corpus: Path, name: str) -> Path:
     )  # fmt: skip
 
 
-def _outputs(config) -> tuple[list[dict], list]:
+def _outputs(config) -> tuple[list[dict], list, list]:
     table = pq.read_table(corpus_dir(config.data_dir)).sort_by("document_id")
     dry_run = sorted(
         (p.relative_to(config.data_dir / "hub_dry_run").as_posix(), p.read_bytes())

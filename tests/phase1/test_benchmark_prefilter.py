@@ -18,7 +18,7 @@ from snowcoder_assets.phase1.decontaminate import (
 )
 from tests.corpora import disguised_solution
 
-STDLIB_MODULES = [inspect, json, textwrap, pytest]
+CLEAN_MODULES = [inspect, json, textwrap, pytest]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def prefilter() -> BenchmarkPrefilter:
 
 
 def _clean_files() -> list[str]:
-    return [Path(m.__file__).read_text(encoding="utf-8") for m in STDLIB_MODULES]
+    return [Path(m.__file__).read_text(encoding="utf-8") for m in CLEAN_MODULES]
 
 
 def _planted_files(problems: dict[str, dict]) -> list[str]:
