@@ -26,6 +26,7 @@ from snowcoder_assets.phase2.scoring import ScoringConfig
 from snowcoder_assets.phase2.topk import TopkConfig
 from snowcoder_assets.phase2.training_set import AnnotatorDataConfig
 from snowcoder_assets.phase3.settings import SyntheticConfig
+from snowcoder_assets.storage import DATA_DIR_ENV_VAR, DataPath, data_path, is_url
 from snowcoder_assets.strict import StrictModel
 from snowcoder_assets.tokens.manifest import TrainingConfig
 from snowcoder_assets.tokens.tokenizer import TokenizerConfig
@@ -40,7 +41,9 @@ class ConfigError(ValueError):
 
 
 class PathsConfig(StrictModel):
-    data_dir: Path = Path("data")
+    # A folder, or an fsspec URL (s3://bucket/prefix, gs://..., hf://datasets/...); the
+    # SNOWCODER_DATA_DIR environment variable overrides it (cluster pods set it).
+    data_dir: str = "data"
 
 
 class IngestConfig(StrictModel):
@@ -219,8 +222,9 @@ class SnowcoderConfig(StrictModel):
     config_file: Path | None = None
 
     @property
-    def data_dir(self) -> Path:
-        return self.paths.data_dir
+    def data_dir(self) -> DataPath:
+        """A `Path`, or a `UPath` when `[paths] data_dir` is an object-storage URL."""
+        return data_path(self.paths.data_dir)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -307,7 +311,7 @@ def _resolve_paths(config: SnowcoderConfig, config_file: Path) -> SnowcoderConfi
         ):
             source = source.model_copy(update={"path": str(_resolve(base, Path(source.path)))})
         sources.append(source)
-    paths = PathsConfig(data_dir=_resolve(base, config.paths.data_dir))
+    paths = PathsConfig(data_dir=_resolve_data_dir(base, config.paths.data_dir))
     benchmarks = [
         b.model_copy(update={"path": _resolve(base, Path(b.path))})
         for b in config.decontamination.benchmarks
@@ -341,6 +345,13 @@ def _resolve_evaluation(base: Path, evaluation: EvaluationConfig) -> EvaluationC
     ]
     python = evaluation.vllm_python and _resolve(base, evaluation.vllm_python)
     return evaluation.model_copy(update={"benchmarks": benchmarks, "vllm_python": python})
+
+
+def _resolve_data_dir(base: Path, spec: str) -> str:
+    spec = os.environ.get(DATA_DIR_ENV_VAR) or spec
+    if is_url(spec):
+        return str(data_path(spec))
+    return str(_resolve(base, data_path(spec)))
 
 
 def _resolve(base: Path, path: Path) -> Path:

@@ -1,7 +1,9 @@
 """Shared helpers every stage uses: stable ids, content hashes and atomic parquet/JSON writes.
 
 A write goes to a temporary file in the target folder and is renamed into place, so a killed
-run never leaves a half-written file and a re-run simply overwrites.
+run never leaves a half-written file and a re-run simply overwrites. On object storage (a
+`data_dir` URL, see storage.py) the temporary file is local and is uploaded in one request
+once complete: readers see the old object or the new one, never a part.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from snowcoder_assets.storage import DataPath, is_remote, upload
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp creates 0600 files, renamed files get the usual mode
@@ -36,18 +40,18 @@ def digest(*parts: Any) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: DataPath) -> str:
     """xxh3-128 of a file's bytes (several GB/s): what a data version is made of."""
     import xxhash
 
     hasher = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(DIGEST_CHUNK):
             hasher.update(chunk)
     return hasher.hexdigest()
 
 
-def files_under(folder: Path) -> list[Path]:
+def files_under(folder: DataPath) -> list[DataPath]:
     """Every visible file below `folder`, in path order (temp and hidden files left out)."""
     if not folder.is_dir():
         return []
@@ -58,10 +62,11 @@ def files_under(folder: Path) -> list[Path]:
     )
 
 
-def iter_rows(path: Path, columns: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+def iter_rows(
+    path: DataPath, columns: Sequence[str] | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """Batches of rows (as dicts) of one parquet file."""
-    parquet = pq.ParquetFile(path)
-    with parquet:
+    with open_parquet(path) as parquet:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
             yield batch.to_pylist()
 
@@ -77,9 +82,27 @@ def content_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def open_parquet(path: DataPath) -> pq.ParquetFile:
+    """A parquet file by local path, or streamed by ranged reads from object storage."""
+    return pq.ParquetFile(path.open("rb") if is_remote(path) else path)
+
+
+def read_table(path: DataPath, columns: Sequence[str] | None = None) -> pa.Table:
+    """One parquet file as a table, from a local path or object storage."""
+    if not is_remote(path):
+        return pq.read_table(path, columns=columns)
+    with path.open("rb") as handle:
+        return pq.read_table(handle, columns=columns)
+
+
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only on success."""
+def atomic_path(target: DataPath) -> Iterator[Path]:
+    """Yield a temporary local path; put it in place as `target` only on success (a rename
+    beside `target`, or one upload to object storage)."""
+    if is_remote(target):
+        with _uploaded_on_success(target) as tmp:
+            yield tmp
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -92,23 +115,35 @@ def atomic_path(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(target: Path, payload: Any) -> None:
+@contextmanager
+def _uploaded_on_success(target: DataPath) -> Iterator[Path]:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        upload(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(target: DataPath, payload: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_jsonl(target: Path, rows: Iterable[dict[str, Any]]) -> None:
+def write_jsonl(target: DataPath, rows: Iterable[dict[str, Any]]) -> None:
     """One JSON object per line, whole or not at all (a reader never sees half a file)."""
     with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: DataPath) -> Any:
     return json.loads(path.read_text())
 
 
-def write_table(target: Path, table: pa.Table) -> None:
+def write_table(target: DataPath, table: pa.Table) -> None:
     """Write one whole table atomically."""
     with atomic_path(target) as tmp:
         pq.write_table(
@@ -127,7 +162,7 @@ class ParquetBatchWriter:
 
     def __init__(
         self,
-        target: Path,
+        target: DataPath,
         schema: pa.Schema,
         size_field: str | None = None,
         text_columns: tuple[str, ...] = (),

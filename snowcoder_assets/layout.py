@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from snowcoder_assets.storage import local_dir
+
 LINEAGE_DIR = "lineage"
 LINEAGE_DB = "lineage.duckdb"
 INSTANCE_DIR = "dagster_home"  # the Dagster instance of this data_dir (runs, events, partitions)
@@ -33,7 +35,8 @@ def lineage_part_path(data_dir: Path, table: str, stage: str, source: str, shard
 
 
 def lineage_db_path(data_dir: Path) -> Path:
-    return data_dir / LINEAGE_DB
+    """The DuckDB file of lineage views: a local file, also when data_dir is a bucket."""
+    return local_dir(data_dir) / LINEAGE_DB
 
 
 def instance_dir(data_dir: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Services the tests and benches start themselves, on free local ports: a throw-away PostgreSQL.
+"""Services the tests and benches start themselves, on free local ports: a throw-away PostgreSQL
+and an S3-compatible server (moto in server mode).
 
 Debian's `postgresql` package (`make postgres` installs it) puts its programs under
 /usr/lib/postgresql/<version>/bin. The cluster lives in a temp folder, trusts local
@@ -12,7 +13,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,3 +87,50 @@ def postgres_instance_settings(template: Path, url: str) -> str:
     settings = yaml.safe_load(template.read_text())
     settings["storage"] = {"postgres": {"postgres_url": url}}
     return yaml.safe_dump(settings, sort_keys=False)
+
+
+S3_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "snowcoder-test",
+    "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+}
+
+
+@contextmanager
+def local_s3(bucket: str = "snowcoder-data") -> Iterator[dict[str, str]]:
+    """A moto S3 server on a free port with one empty bucket; yields the environment a client
+    needs (endpoint, test credentials, region): set it and `s3://<bucket>/...` works."""
+    import boto3
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **S3_TEST_CREDENTIALS,
+    }
+    try:
+        _wait_for_port(port, server)
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client.create_bucket(Bucket=bucket)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server on port {port} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout_s:.0f} s")

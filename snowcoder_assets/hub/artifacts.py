@@ -14,6 +14,7 @@ from typing import Any
 
 from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.io import digest
+from snowcoder_assets.storage import local_dir
 
 Log = Callable[[str], None]
 DATASETS = {
@@ -67,13 +68,13 @@ def publish_artifact(
     """Build the repository, then publish it (or stop after building it, for a dry run)."""
     from snowcoder_assets.hub.publish import publish_folder
 
-    out = dry_run_dir or config.data_dir / "hub" / artifact
-    build_repository(config, artifact, repo_id, Path(out), log)
+    out = dry_run_dir or local_dir(config.data_dir) / "hub" / artifact  # uploads read a folder
+    build_repository(config, artifact, repo_id, out, log)
     if dry_run_dir is not None:
-        return {"dry_run": str(out), "files": sum(1 for p in Path(out).rglob("*") if p.is_file())}
+        return {"dry_run": str(out), "files": sum(1 for p in out.rglob("*") if p.is_file())}
     summary = publish_folder(
         hub.client(),
-        Path(out),
+        out,
         repo_id,
         repo_type="model" if artifact == "model" else "dataset",
         private=private,

@@ -16,6 +16,7 @@ from snowcoder_assets.layout import hub_dry_run_dir
 from snowcoder_assets.orchestration.pools import GLOBAL_WRITERS, SHARD_POD
 from snowcoder_assets.resources import SnowcoderConfigResource
 from snowcoder_assets.results import materialize_files
+from snowcoder_assets.storage import data_path
 
 PLACEHOLDER_NAMESPACE = "YOUR_NAMESPACE"
 
@@ -34,7 +35,7 @@ def publish_target(settings, artifact: str, run_config: PublishConfig) -> tuple[
         f"{settings.hub.namespace}/snowcoder-{artifact}" if settings.hub.namespace else None
     )
     if run_config.dry_run_dir:
-        return repo_id or placeholder, Path(run_config.dry_run_dir)
+        return repo_id or placeholder, data_path(run_config.dry_run_dir)
     if repo_id is None:
         return placeholder, hub_dry_run_dir(settings.data_dir, artifact)
     return repo_id, None

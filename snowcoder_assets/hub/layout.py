@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from snowcoder_assets.hub.cards import CardInfo, LangStats, render_card
+from snowcoder_assets.io import open_parquet
+from snowcoder_assets.storage import connect_duckdb, data_path, is_remote, replace_folder
 
 DEFAULT_CONFIG = "default"
 SHARD_ROWS = 1_000_000
@@ -47,7 +49,7 @@ class LayoutSpec:
 def corpus_files(corpus_dir: Path) -> list[Path]:
     """Every visible `*.parquet` under `corpus_dir`, in path order."""
     files = sorted(
-        p for p in Path(corpus_dir).rglob("*.parquet") if not p.name.startswith((".", "_"))
+        p for p in data_path(corpus_dir).rglob("*.parquet") if not p.name.startswith((".", "_"))
     )
     if not files:
         raise FileNotFoundError(f"no parquet files under {corpus_dir}")
@@ -57,11 +59,12 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
 def sorted_batches(files: Sequence[Path], spill_dir: Path) -> tuple[pa.Schema, Iterator[pa.Table]]:
     """The corpus rows ordered by (lang, document_id), in tables of `ROW_GROUP_ROWS` rows,
     with the parquet files' own (unified) schema."""
-    import duckdb
 
-    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="default")
+    schema = pa.unify_schemas(
+        [open_parquet(f).schema_arrow for f in files], promote_options="default"
+    )
     columns = ", ".join('"' + name.replace('"', '""') + '"' for name in schema.names)
-    con = duckdb.connect()
+    con = connect_duckdb()
     con.execute("SET temp_directory = ?", [str(spill_dir)])
     con.execute("SET preserve_insertion_order = true")
     reader = con.execute(
@@ -185,10 +188,12 @@ def dataset_layout(
 ) -> CardInfo:
     """Write the repository for `corpus_dir` into `out_dir` (replaced whole, atomically)."""
     files = corpus_files(corpus_dir)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    spill = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.sort.", dir=out_dir.parent))
+    out_dir = data_path(out_dir) if isinstance(out_dir, str) else out_dir
+    scratch = None if is_remote(out_dir) else out_dir.parent  # built locally, then uploaded
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=scratch))
+    spill = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.sort.", dir=scratch))
     try:
         info = CardInfo(spec.name, spec.recipe_step, spec.license)
         info.configs = _write_configs(files, tmp, spec, spill)
@@ -196,7 +201,7 @@ def dataset_layout(
         info.extra.update(extra or {})
         info.tables.update(tables or {})
         (tmp / "README.md").write_text(render_card(info, spec.repo_id), encoding="utf-8")
-        _replace_dir(tmp, out_dir)
+        replace_folder(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(spill, ignore_errors=True)
@@ -236,14 +241,3 @@ def _add_tokens(info: CardInfo, tokens_by_lang: Mapping[str, int] | None) -> Non
         if lang != DEFAULT_CONFIG:
             stats.tokens = tokens_by_lang.get(lang)
     info.configs[DEFAULT_CONFIG].tokens = sum(tokens_by_lang.values())
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Swap `tmp` into `target`; an old `target` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -19,6 +19,7 @@ from snowcoder_assets.io import write_table
 from snowcoder_assets.layout import lineage_db_path, lineage_table_dir
 from snowcoder_assets.lineage.schemas import STAGE_ORDER, TABLES
 from snowcoder_assets.sql import load_sql, quote_literal
+from snowcoder_assets.storage import connect_duckdb, data_path, is_remote, url_of
 
 EMPTY_FILE = "_empty.parquet"
 VIEW_ORDER = ("stages", *TABLES, "file_status")
@@ -34,16 +35,16 @@ def ensure_tables(data_dir: Path) -> None:
 
 def refresh_views(data_dir: Path) -> Path:
     """Rebuild `<data_dir>/lineage.duckdb` with the views of every lineage table."""
-    import duckdb
 
-    data_dir = data_dir.resolve()
+    data_dir = data_dir if is_remote(data_dir) else data_dir.resolve()
     ensure_tables(data_dir)
     target = lineage_db_path(data_dir)
-    fd, tmp_name = tempfile.mkstemp(prefix=".lineage.", suffix=".duckdb", dir=data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".lineage.", suffix=".duckdb", dir=target.parent)
     os.close(fd)
     os.unlink(tmp_name)  # DuckDB wants to create the file itself
     try:
-        with duckdb.connect(tmp_name) as con:
+        with connect_duckdb(tmp_name) as con:
             for view in VIEW_ORDER:
                 con.execute(_view_sql(data_dir, view))
         os.replace(tmp_name, target)
@@ -60,18 +61,17 @@ def _view_sql(data_dir: Path, view: str) -> str:
         return load_sql("create_view_stages", stage_rows=rows)
     if view == "file_status":
         return load_sql("create_view_file_status")
-    glob = (lineage_table_dir(data_dir, view) / "**" / "*.parquet").as_posix()
+    glob = url_of(lineage_table_dir(data_dir, view) / "**" / "*.parquet")
     return load_sql(f"create_view_{view}", table_glob=quote_literal(glob))
 
 
 def query(data_dir: Path, name: str, **params: Any) -> list[dict[str, Any]]:
     """Run `sql/<name>.sql` against the lineage views; rows as dicts."""
-    import duckdb
 
     db = lineage_db_path(data_dir)
     if not db.is_file():
         refresh_views(data_dir)
-    with duckdb.connect(str(db), read_only=True) as con:
+    with connect_duckdb(str(db), read_only=True) as con:
         cursor = con.execute(load_sql(name), params or None)
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
@@ -83,7 +83,7 @@ class LineageStore(dg.ConfigurableResource):
     data_dir: str
 
     def refresh_views(self) -> Path:
-        return refresh_views(Path(self.data_dir))
+        return refresh_views(data_path(self.data_dir))
 
     def query(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        return query(Path(self.data_dir), name, **params)
+        return query(data_path(self.data_dir), name, **params)

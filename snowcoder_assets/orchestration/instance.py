@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from snowcoder_assets.config import SnowcoderConfig, project_root
 from snowcoder_assets.io import atomic_path
 from snowcoder_assets.layout import instance_dir
+from snowcoder_assets.storage import local_dir
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -41,7 +42,12 @@ def instance_home(config: SnowcoderConfig) -> Path:
     explicit = os.environ.get("DAGSTER_HOME")
     if explicit and explicit != _SET_HERE.get("home"):
         return Path(explicit).expanduser().resolve()
-    return instance_dir(config.data_dir).resolve()
+    return instance_home_of(config)
+
+
+def instance_home_of(config: SnowcoderConfig) -> Path:
+    """`<data_dir>/dagster_home`, or under `local_dir` when data_dir is on object storage."""
+    return instance_dir(local_dir(config.data_dir)).resolve()
 
 
 def use_instance(config: SnowcoderConfig) -> Path:
@@ -92,11 +98,12 @@ def check_instance(instance: dg.DagsterInstance, config: SnowcoderConfig) -> Non
     """Bind the instance to the data_dir on first use; refuse one bound to another data_dir,
     unless it lives inside this data_dir (a moved data_dir takes its instance along)."""
     home = Path(instance.root_directory or ".").resolve()
-    own = home == instance_dir(config.data_dir).resolve()
+    own = home == instance_home_of(config)
+    data_dir = str(config.data_dir)
     bound = instance.run_storage.get_cursor_values({BINDING_KEY}).get(BINDING_KEY)
-    if bound is None or (own and Path(bound) != config.data_dir):
-        instance.run_storage.set_cursor_values({BINDING_KEY: str(config.data_dir)})
-    elif Path(bound) != config.data_dir:
+    if bound is None or (own and bound != data_dir):
+        instance.run_storage.set_cursor_values({BINDING_KEY: data_dir})
+    elif bound != data_dir:
         raise InstanceMismatch(
             f"the Dagster instance in DAGSTER_HOME={home} records the runs of data_dir {bound}, "
             f"not {config.data_dir}: unset DAGSTER_HOME (each data_dir then keeps its own "

@@ -15,6 +15,7 @@ from snowcoder_assets.phase1.deduped_files import EXACT, deduped_path
 from snowcoder_assets.phase1.file_signals import signals_path
 from snowcoder_assets.phase1.filtered_files import DECISION_STAGE as FILTER_DECISIONS
 from snowcoder_assets.phase1.filtered_files import filtered_path
+from snowcoder_assets.storage import connect_duckdb
 
 EVERY_INPUT_DECIDED = "every_input_decided"
 EVERY_FILE_HAS_STATUS = "every_file_has_status"
@@ -28,11 +29,10 @@ def _missing(
     asset: str, inputs: Path, outputs: Path, stage: str | None = None
 ) -> dg.AssetCheckResult:
     """Every doc of `inputs` appears in `outputs` (decisions of `stage`, when given)."""
-    import duckdb
 
     where = "WHERE o.stage = ?" if stage else ""
     params = [str(inputs), str(outputs)] + ([stage] if stage else [])
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         missing = con.execute(
             "SELECT i.doc_id FROM read_parquet(?) i ANTI JOIN "
             f"(SELECT doc_id FROM read_parquet(?) o {where}) USING (doc_id) ORDER BY 1",
@@ -87,11 +87,10 @@ def corpus_checks(config: SnowcoderConfig, rebuilt: list[Path]) -> list[dg.Asset
     so running the benchmark index over it again (the cost of the whole decontamination stage a
     second time) can only add n-grams that span two files. A new index changes decontamination's
     code version, which rebuilds every shard."""
-    import duckdb
 
     corpus = [str(p) for p in files_under(corpus_dir(config.data_dir)) if p.suffix == ".parquet"]
     filtered = str(config.data_dir / "filtered_files" / "*" / "*.parquet")
-    with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+    with connect_duckdb(str(lineage_db_path(config.data_dir)), read_only=True) as con:
         undecided = _ids(con, "SELECT doc_id FROM file_status WHERE reason = 'undecided'")
         dup_ids = _ids(con, "SELECT doc_id FROM files GROUP BY doc_id HAVING count(*) > 1")
         exact = corpus and _ids(

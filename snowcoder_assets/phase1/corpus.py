@@ -33,6 +33,7 @@ from snowcoder_assets.io import ParquetBatchWriter, doc_id_for
 from snowcoder_assets.layout import corpus_shard_path, lineage_part_path
 from snowcoder_assets.lineage.schemas import DECISIONS_SCHEMA
 from snowcoder_assets.phase1.decontaminated_files import decontaminated_path
+from snowcoder_assets.storage import connect_duckdb
 
 FILE_SEPARATOR = "<|file_sep|>"
 STAGE = "phase1_corpus"
@@ -154,11 +155,10 @@ def _files_in_document_order(
 ) -> Iterator[dict[str, Any]]:
     """Files (doc_id, partition, source, repo, lang, path, content) sorted by group and seeded
     order; `doc_ids` limits the files taken."""
-    import duckdb
 
     if not paths:
         return
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         con.execute("SET preserve_insertion_order = false")
         where = ""
         if doc_ids is not None:

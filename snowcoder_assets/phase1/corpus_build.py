@@ -25,6 +25,7 @@ from snowcoder_assets.orchestration.records import (
 )
 from snowcoder_assets.phase1.corpus import DECISION_STAGE, build_shard_documents, shard_outputs
 from snowcoder_assets.raw.discovery import materialized_config_partitions
+from snowcoder_assets.storage import connect_duckdb
 from snowcoder_assets.versions import changed_outputs, recorded_outputs
 
 DECONTAMINATED = dg.AssetKey("decontaminated_files")
@@ -112,11 +113,10 @@ def _remove_other_shards(config: SnowcoderConfig, keep: set[Path]) -> None:
 
 
 def _add_totals(build: CorpusBuild, corpus_files: list[Path]) -> None:
-    import duckdb
 
     if not corpus_files:
         return
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         rows = con.execute(
             "SELECT lang, count(*), sum(num_files), sum(bytes) FROM read_parquet(?) GROUP BY lang",
             [[str(p) for p in corpus_files]],

@@ -8,6 +8,7 @@ import dagster as dg
 
 from snowcoder_assets.config import SnowcoderConfig
 from snowcoder_assets.metadata import figure_png, png_markdown
+from snowcoder_assets.storage import connect_duckdb
 
 BUDGET_MET = "budget_met"
 LANGUAGE_MIX_KEPT = "language_mix_kept"
@@ -76,13 +77,12 @@ def language_mix_kept(report: dict[str, Any]) -> dg.AssetCheckResult:
 
 def selected_in_phase1(config: SnowcoderConfig, frame) -> dg.AssetCheckResult:
     """Every selected file is a member of a phase-1 document (its `phase1` decision exists)."""
-    import duckdb
     import polars as pl
 
     from snowcoder_assets.layout import lineage_db_path
 
     selected = frame.filter(pl.col("selected")).select("doc_id").to_arrow()
-    with duckdb.connect(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+    with connect_duckdb(str(lineage_db_path(config.data_dir)), read_only=True) as con:
         con.register("selected_files", selected)
         missing = [
             r[0]

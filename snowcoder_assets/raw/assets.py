@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from snowcoder_assets.io import open_parquet
 from snowcoder_assets.layout import raw_shard_path
 from snowcoder_assets.metadata import preview_markdown
 from snowcoder_assets.orchestration.automation import CPU_EAGER
@@ -65,9 +66,7 @@ def raw_files(
 
 
 def _preview(path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     if parquet.metadata.num_rows == 0:
         return []
     batch = next(parquet.iter_batches(batch_size=5, columns=["repo", "path", "lang", "bytes"]))

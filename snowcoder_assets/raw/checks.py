@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from snowcoder_assets.layout import lineage_part_path
+from snowcoder_assets.storage import connect_duckdb
 
 EVERY_FILE_DECIDED = "every_file_decided"
 UNIQUE_DOC_ID = "unique_doc_id"
@@ -21,10 +22,9 @@ def _parts(data_dir: Path, source: str, shard: str) -> tuple[str, str]:
 
 def check_every_file_decided(data_dir: Path, source: str, shard: str) -> dg.AssetCheckResult:
     """Every file the shard read has exactly one ingest decision, and no decision is orphaned."""
-    import duckdb
 
     files, decisions = _parts(data_dir, source, shard)
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         undecided = con.execute(
             "SELECT f.doc_id FROM read_parquet(?) f ANTI JOIN read_parquet(?) d USING (doc_id)",
             [files, decisions],
@@ -48,10 +48,9 @@ def check_every_file_decided(data_dir: Path, source: str, shard: str) -> dg.Asse
 
 def check_unique_doc_ids(data_dir: Path, source: str, shard: str) -> dg.AssetCheckResult:
     """No doc_id appears twice among the shard's files."""
-    import duckdb
 
     files, _ = _parts(data_dir, source, shard)
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         dupes = con.execute(
             "SELECT doc_id FROM read_parquet(?) GROUP BY doc_id HAVING count(*) > 1", [files]
         ).fetchall()

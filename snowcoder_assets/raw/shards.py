@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from snowcoder_assets.config import SnowcoderConfig, partition_key
-from snowcoder_assets.io import write_table
+from snowcoder_assets.io import read_table, write_table
 from snowcoder_assets.layout import shard_registry_path
 from snowcoder_assets.sources import SourceUnit, build_source
 
@@ -78,7 +77,7 @@ def discover_all(config: SnowcoderConfig) -> list[Shard]:
 def load_assignments(registry_path: Path) -> dict[str, str]:
     if not registry_path.is_file():
         return {}
-    table = pq.read_table(registry_path, columns=["unit_key", "shard"])
+    table = read_table(registry_path, columns=["unit_key", "shard"])
     return dict(zip(table["unit_key"].to_pylist(), table["shard"].to_pylist(), strict=True))
 
 
@@ -89,7 +88,7 @@ def load_shard(config: SnowcoderConfig, source_name: str, shard: str) -> Shard:
         raise LookupError(f"no shards registered for source {source_name!r}: run discovery first")
     rows = [
         r
-        for r in pq.read_table(path).to_pylist()
+        for r in read_table(path).to_pylist()
         if r["shard"] == shard and not r["unit_key"].startswith(RETIRED_UNIT)
     ]
     return (

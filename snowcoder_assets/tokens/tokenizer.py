@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from snowcoder_assets.storage import connect_duckdb
 from snowcoder_assets.strict import StrictModel
 
 if TYPE_CHECKING:
@@ -246,11 +247,10 @@ def build_tokenizer(
 
 def documents_in_seeded_order(paths: Sequence[Path], seed: int) -> Iterator[str]:
     """Document texts of the corpus files, in an order fixed by `seed` (not by the files)."""
-    import duckdb
 
     if not paths:
         return
-    with duckdb.connect() as con:
+    with connect_duckdb() as con:
         result = con.execute(
             "SELECT text FROM read_parquet(?) ORDER BY md5(? || document_id)",
             [[str(p) for p in paths], str(seed)],
