@@ -22,6 +22,7 @@ import dagster as dg
 
 from snowcoder_assets.orchestration.code_server import LOCATION, CodeServer, LaunchError
 from snowcoder_assets.orchestration.instance import QUEUE_DAEMON, queue_daemon_running
+from snowcoder_assets.orchestration.orphans import client_tags
 from snowcoder_assets.orchestration.plan import RunSpec
 
 REPOSITORY = "__repository__"
@@ -43,7 +44,7 @@ class RunEvents:
 
 
 def run_tags(spec: RunSpec, client: str) -> dict[str, str]:
-    tags = {CLIENT_TAG: client}
+    tags = {CLIENT_TAG: client, **client_tags()}
     if spec.partitions and len(spec.partitions) == 1:
         tags[PARTITION_TAG] = spec.partitions[0]
     elif spec.partitions:

@@ -22,6 +22,7 @@ from snowcoder_assets.lineage.store import refresh_views
 from snowcoder_assets.orchestration.code_server import CodeServer, early_code_server
 from snowcoder_assets.orchestration.instance import open_instance, use_instance
 from snowcoder_assets.orchestration.launch import InstanceClient
+from snowcoder_assets.orchestration.orphans import fail_orphaned_runs
 from snowcoder_assets.orchestration.plan import Plan, RunSpec, make_plan
 from snowcoder_assets.raw.discovery import config_partitions, discover_and_register
 
@@ -78,6 +79,8 @@ def materialize(
 
 
 def _materialize(config, instance, server, defs, keys, force, echo, outcome) -> None:
+    for run_id in fail_orphaned_runs(instance):
+        echo(f"run {run_id[:8]} marked failed: the client that launched it was killed")
     found = discover_and_register(config, instance)
     echo(
         f"discovery: {len(found.shards)} shards, {len(found.new_partitions)} new, "
