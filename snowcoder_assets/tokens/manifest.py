@@ -54,6 +54,7 @@ from pydantic import Field, field_validator
 
 from snowcoder_assets.io import read_json, write_json
 from snowcoder_assets.strict import StrictModel
+from snowcoder_assets.training.launch import TrainingK8sConfig
 from snowcoder_train.model import as_dict, demo_model_config, paper_model_config
 
 MANIFEST_VERSION = 1
@@ -93,6 +94,11 @@ class TrainingConfig(StrictModel):
     checkpoint_every: int | None = Field(default=None, gt=0)  # optimizer steps
     compile: bool | None = None
     model: dict[str, int | float | bool] = Field(default_factory=dict)
+    # Where each phase runs: "subprocess" on the step's machine, "k8s" in a pod of its own
+    # (`[training.k8s]`, training/launch.py). Not part of what is trained, so excluded from
+    # dumps: code versions and configuration hashes do not change with the launcher.
+    launcher: Literal["subprocess", "k8s"] = Field(default="subprocess", exclude=True)
+    k8s: TrainingK8sConfig = Field(default_factory=TrainingK8sConfig, exclude=True)
 
     @field_validator("model")
     @classmethod

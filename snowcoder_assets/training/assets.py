@@ -8,9 +8,14 @@ from its own last checkpoint when a run was killed. Final checkpoints are Huggin
 at `<data_dir>/checkpoints/<phase>/final/`. One asset rather than a partition per phase: the
 phases are strictly sequential and share one manifest, so a partition per phase would only
 re-encode that order as partition dependencies.
+
+`[training] launcher = "k8s"` runs each phase in a pod of its own instead, through dagster-k8s's
+`PipesK8sClient` (`launch.py`): `torchrun` over the pod's `[training.k8s] gpus`, the same
+trainer, the same Pipes reports.
 """
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,9 +32,15 @@ from snowcoder_assets.results import materialize_files
 
 
 def train_command(
-    manifest: Path, phase: str, devices: int, asset_key: str = "checkpoints"
+    manifest: str | os.PathLike[str],
+    phase: str,
+    devices: int,
+    asset_key: str = "checkpoints",
+    torchrun: bool | None = None,
 ) -> list[str]:
-    """`python -m snowcoder_train ...`, or `torchrun` over every local GPU when there are >1."""
+    """`python -m snowcoder_train ...`, or `torchrun` over every local GPU when there are >1.
+    `torchrun=True` always asks for `torchrun` (a pod's image has it, whatever this machine
+    has). The manifest goes as a string: it may be an object-storage URL."""
     args = [
         "-m",
         "snowcoder_train",
@@ -40,8 +51,10 @@ def train_command(
         "--asset-key",
         asset_key,
     ]
-    if devices > 1 and shutil.which("torchrun"):
-        return ["torchrun", "--standalone", f"--nproc_per_node={devices}", *args]
+    if torchrun is None:
+        torchrun = devices > 1 and shutil.which("torchrun") is not None
+    if torchrun:
+        return ["torchrun", "--standalone", f"--nproc_per_node={max(devices, 1)}", *args]
     return [sys.executable, *args]
 
 
@@ -94,15 +107,10 @@ def checkpoints(
     the tokenizer), trained in order from the phase manifest through Dagster Pipes."""
     config = snowcoder.load()
     manifest = read_json(manifest_path(config.data_dir))
-    devices = _gpu_count()
     metadata: dict = {}
     names = [p["name"] for p in manifest["phases"]]
     for name in names:
-        command = train_command(manifest_path(config.data_dir), name, devices)
-        context.log.info(f"{name}: {' '.join(command)}")
-        invocation = pipes_subprocess_client.run(
-            command=command, context=context, env={"TOKENIZERS_PARALLELISM": "false"}
-        )
+        invocation = _run_phase(context, config, pipes_subprocess_client, name)
         reported = [r for r in invocation.get_results() if isinstance(r, dg.MaterializeResult)]
         for key, value in (reported[-1].metadata if reported else {}).items():
             metadata[f"{name}_{key}"] = value
@@ -113,6 +121,29 @@ def checkpoints(
     metadata["path"] = dg.MetadataValue.path(str(folder))
     finals = [p for name in names for p in files_under(folder / name / "final")]
     return materialize_files(context, config, finals, metadata)
+
+
+def _run_phase(
+    context: dg.AssetExecutionContext,
+    config,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
+    name: str,
+):
+    """One phase, on this machine (`launcher = "subprocess"`) or in a pod of its own."""
+    manifest = str(manifest_path(config.data_dir))
+    if config.training.launcher == "k8s":
+        from snowcoder_assets.training.launch import k8s_pipes_client, run_phase_pod
+
+        settings = config.training.k8s
+        command = train_command(manifest, name, settings.gpus, torchrun=True)
+        context.log.info(f"{name}: pod with {settings.gpus} GPU(s): {' '.join(command)}")
+        client = k8s_pipes_client()
+        return run_phase_pod(context, client, settings, command, name, str(config.data_dir))
+    command = train_command(manifest, name, _gpu_count())
+    context.log.info(f"{name}: {' '.join(command)}")
+    return pipes_subprocess_client.run(
+        command=command, context=context, env={"TOKENIZERS_PARALLELISM": "false"}
+    )
 
 
 def code_versions(config) -> dict[str, str]:
