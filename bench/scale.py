@@ -89,7 +89,9 @@ def run(config_path: Path) -> None:
     from snowcoder_assets.orchestration.instance import open_instance
     from snowcoder_assets.orchestration.materialize import resolve_selection
     from snowcoder_assets.orchestration.plan import make_plan
+    from snowcoder_assets.orchestration.records import latest_data_versions
     from snowcoder_assets.raw.discovery import config_partitions
+    from snowcoder_assets.raw.partitions import SOURCE_FILES, SOURCE_SHARDS
     from snowcoder_assets.raw.sensors import source_shard_sensor
     from snowcoder_assets.resources import SnowcoderConfigResource
 
@@ -100,16 +102,12 @@ def run(config_path: Path) -> None:
 
         def discovery_tick():
             context = dg.build_sensor_context(instance=instance, resources=resources)
-            result = source_shard_sensor(context)
-            for request in result.dynamic_partitions_requests:
-                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-            for event in result.asset_events:
-                instance.report_runless_asset_event(event)
-            return result
+            source_shard_sensor(context)  # registers partitions and events itself
+            return instance
 
-        timed("discovery_tick", discovery_tick, extra=lambda r: {
-            "new_partitions": sum(len(q.partition_keys) for q in r.dynamic_partitions_requests),
-            "source_files_events": len(r.asset_events)})  # fmt: skip
+        timed("discovery_tick", discovery_tick, extra=lambda i: {
+            "new_partitions": len(i.get_dynamic_partitions(SOURCE_SHARDS.name)),
+            "source_files_events": len(latest_data_versions(i, SOURCE_FILES))})  # fmt: skip
         partitions = config_partitions(instance, config)
 
         def automation_tick():

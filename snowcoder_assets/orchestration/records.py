@@ -2,12 +2,15 @@
 
 Every question about "what ran, on what" goes through these few functions, in bulk (one query
 per asset for all its partitions), so planning stays cheap as partitions grow. The tag names
-are Dagster's own (`dagster/code_version`, `dagster/data_version`, `dagster/input_...`).
+are Dagster's own (`dagster/code_version`, `dagster/data_version`, `dagster/input_...`). The
+one writer here, `report_runless_materializations`, records many runless materializations
+in bulk for the same reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from dagster._core.definitions.data_version import (
 
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 CHUNK = 500  # storage ids per query (SQLite limits bound variables)
+EVENT_BATCH = 1000  # runless events per `store_event_batch` call (one INSERT on Postgres)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,49 @@ class Materialization:
 def data_version_tags(version: str) -> dict[str, str]:
     """Tags that give a reported (runless or logged) materialization its data version."""
     return {DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"}
+
+
+def report_runless_materializations(
+    instance: dg.DagsterInstance, events: Sequence[dg.AssetMaterialization]
+) -> None:
+    """`instance.report_runless_asset_event` for many materializations, written in batches.
+
+    The entries are the ones Dagster 1.13 builds for a runless event (`AssetMethods.
+    _report_runless_asset_event` -> `report_dagster_event`), handed to the event log storage's
+    `store_event_batch`, as `handle_new_event` does for a batch when `DAGSTER_EVENT_BATCH_SIZE`
+    is set; the rest of `handle_new_event` does nothing for runless asset events (no run to
+    update, no listeners on the runless run id). On Postgres a batch is one INSERT of the
+    events, one of their indexed tags and one update of the asset's row (from the batch's last
+    event, hence one asset key per batch); one event at a time costs three new connections and
+    five statements (~30 ms). Storages without a batch path (SQLite, in-memory) store each.
+    """
+    by_key: dict[dg.AssetKey, list[dg.AssetMaterialization]] = {}
+    for event in events:
+        by_key.setdefault(event.asset_key, []).append(event)
+    for same_key in by_key.values():
+        for start in range(0, len(same_key), EVENT_BATCH):
+            entries = [_runless_entry(e) for e in same_key[start : start + EVENT_BATCH]]
+            instance.event_log_storage.store_event_batch(entries)
+
+
+def _runless_entry(event: dg.AssetMaterialization) -> dg.EventLogEntry:
+    from dagster._core.events import DagsterEvent, StepMaterializationData
+    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+    from dagster._time import get_current_timestamp
+
+    return dg.EventLogEntry(
+        error_info=None,
+        level=logging.INFO,
+        user_message="",
+        run_id=RUNLESS_RUN_ID,
+        timestamp=get_current_timestamp(),
+        job_name=RUNLESS_JOB_NAME,
+        dagster_event=DagsterEvent(
+            event_type_value=MATERIALIZATION.value,
+            event_specific_data=StepMaterializationData(event),
+            job_name=RUNLESS_JOB_NAME,
+        ),
+    )
 
 
 def latest_storage_ids(

@@ -16,7 +16,10 @@ from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import lineage_db_path, raw_shard_path
 from snowcoder_assets.orchestration.instance import open_instance
 from snowcoder_assets.orchestration.materialize import materialize
+from snowcoder_assets.orchestration.records import latest_data_versions
+from snowcoder_assets.raw.partitions import SOURCE_FILES
 from snowcoder_assets.raw.sensors import source_shard_sensor
+from snowcoder_assets.raw.shards import discover_all
 from snowcoder_assets.resources import SnowcoderConfigResource
 from tests.corpora import count_entries
 
@@ -121,26 +124,31 @@ def test_sensor_registers_new_shards_and_reports_new_and_changed_ones_once(hosti
     instance = open_instance(config)
     resources = {"snowcoder": SnowcoderConfigResource(config_path=str(config_path))}
 
-    def evaluate() -> dg.SensorResult:
+    def evaluate() -> tuple[dg.SensorResult, list[str]]:
+        """One tick; the partitions of the `source_files` events it recorded."""
+        before = _source_files_events(instance)
         context = dg.build_sensor_context(instance=instance, resources=resources)
         result = source_shard_sensor(context)
-        for request in result.dynamic_partitions_requests:  # what the daemon does with it
-            instance.add_dynamic_partitions("source_shards", list(request.partition_keys))
-        for event in result.asset_events:
-            instance.report_runless_asset_event(event)
-        return result
+        return result, sorted(_source_files_events(instance)[len(before) :])
 
-    result = evaluate()
+    result, reported = evaluate()
     assert result.run_requests == []  # automation (or the CLI, or the UI) runs raw_files
-    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["hostile/00000"]
-    assert [e.partition for e in result.asset_events] == ["hostile/00000"]
-    assert evaluate().asset_events == []
+    assert instance.get_dynamic_partitions("source_shards") == ["hostile/00000"]
+    assert reported == ["hostile/00000"]
+    assert evaluate()[1] == []
     (folder / "another").mkdir()
     (folder / "another" / "x.go").write_text("package x\n")
     (folder / "good" / "main.py").write_text("def main():\n    return 43\n")
-    result = evaluate()
-    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["hostile/00001"]
-    assert sorted(e.partition for e in result.asset_events) == ["hostile/00000", "hostile/00001"]
+    assert evaluate()[1] == ["hostile/00000", "hostile/00001"]
+    assert instance.get_dynamic_partitions("source_shards") == ["hostile/00000", "hostile/00001"]
+    versions = latest_data_versions(instance, SOURCE_FILES)
+    assert versions == {s.partition_key: s.fingerprint for s in discover_all(config)}
+
+
+def _source_files_events(instance: dg.DagsterInstance) -> list[str]:
+    """Partitions of every recorded `source_files` materialization, oldest first."""
+    records = instance.fetch_materializations(SOURCE_FILES, limit=10_000, ascending=True)
+    return [r.partition_key for r in records.records]
 
 
 def test_killed_ingest_leaves_no_partial_files_and_reruns(
