@@ -113,24 +113,34 @@ def _home(path: Path) -> Path:
     return path
 
 
-def test_phase1_and_dry_run_on_s3_match_a_local_data_dir(
-    tmp_path, on_s3, monkeypatch, local_reference
-):
-    corpus, _, local_files, local_fates = local_reference
-    url = f"s3://{BUCKET}/same-bytes"
+def _bucket_config(tmp_path: Path, monkeypatch, corpus: Path, prefix: str) -> tuple[str, Path]:
+    """(data_dir URL, config file): the URL given the way pods get it, SNOWCODER_DATA_DIR."""
+    url = f"s3://{BUCKET}/{prefix}"
     monkeypatch.setenv(DATA_DIR_ENV_VAR, url)
     monkeypatch.setenv(LOCAL_DIR_ENV_VAR, str(tmp_path / "scratch"))
     monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / "home")))
-    config = load_config(_config_file(tmp_path, corpus, "ignored_local_dir"))
-    assert str(config.data_dir) == url
-    lines: list[str] = []
-    assert materialize(config, SELECTION, echo=lines.append).ok, lines[-20:]
+    return url, _config_file(tmp_path, corpus, "ignored_local_dir")
 
+
+def _assert_same_as_local(url: str, config, local_files: dict, local_fates: list) -> None:
     on_bucket = _files(url)
     assert {n.split("/", 1)[0] for n in on_bucket} == set(PUBLISHED)
     assert sorted(on_bucket) == sorted(local_files)
     assert [n for n in on_bucket if on_bucket[n] != local_files[n]] == []
     assert _file_fates(config.data_dir) == local_fates
+
+
+def test_phase1_and_dry_run_on_s3_match_a_local_data_dir(
+    tmp_path, on_s3, monkeypatch, local_reference
+):
+    corpus, _, local_files, local_fates = local_reference
+    url, config_file = _bucket_config(tmp_path, monkeypatch, corpus, "same-bytes")
+    config = load_config(config_file)
+    assert str(config.data_dir) == url
+    lines: list[str] = []
+    assert materialize(config, SELECTION, echo=lines.append).ok, lines[-20:]
+
+    _assert_same_as_local(url, config, local_files, local_fates)
     assert not (tmp_path / "ignored_local_dir").exists()  # nothing went to the config's folder
 
 
@@ -152,11 +162,7 @@ def test_a_killed_run_leaves_only_whole_objects_and_reruns_to_the_same_bytes(
     tmp_path, on_s3, monkeypatch, local_reference
 ):
     corpus, _, local_files, local_fates = local_reference
-    url = f"s3://{BUCKET}/killed"
-    monkeypatch.setenv(DATA_DIR_ENV_VAR, url)
-    monkeypatch.setenv(LOCAL_DIR_ENV_VAR, str(tmp_path / "scratch"))
-    monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / "home")))
-    config_file = _config_file(tmp_path, corpus, "ignored_local_dir")
+    url, config_file = _bucket_config(tmp_path, monkeypatch, corpus, "killed")
     cli = Path(sys.executable).parent / "snowcoder"
     run = subprocess.Popen(
         [str(cli), "--config", str(config_file), "materialize", "--select", SELECTION],
@@ -174,7 +180,4 @@ def test_a_killed_run_leaves_only_whole_objects_and_reruns_to_the_same_bytes(
     lines: list[str] = []
     assert materialize(config, SELECTION, echo=lines.append).ok, lines[-20:]
     assert _every_object_is_whole(url) == []
-    on_bucket = _files(url)
-    assert sorted(on_bucket) == sorted(local_files)
-    assert [n for n in on_bucket if on_bucket[n] != local_files[n]] == []
-    assert _file_fates(config.data_dir) == local_fates
+    _assert_same_as_local(url, config, local_files, local_fates)

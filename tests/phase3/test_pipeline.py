@@ -1,6 +1,9 @@
 """Phase 3 through Dagster against a local OpenAI-compatible server: seeds, prompts, a scripted
 generator (good, duplicated, contaminated, failing, messy answers), one `synthetic` row per
-prompt, phase-3 training from phase 2's final checkpoint, and the Hub dry run."""
+prompt, phase-3 training from phase 2's final checkpoint, and the Hub dry run.
+
+The whole graph runs here, so its instance is a real PostgreSQL (`tests.services`): every
+stage's runs, events and partitions go through the storage a cluster deployment uses."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from safetensors.torch import load_file
 
 from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import checkpoints_dir, lineage_db_path, manifest_path
+from snowcoder_assets.orchestration.instance import instance_home_of, template_path
 from snowcoder_assets.orchestration.materialize import materialize
 from snowcoder_assets.phase3.corpus import corpus_path
 from snowcoder_assets.phase3.prompts import build_request
@@ -27,6 +31,7 @@ from snowcoder_assets.phase3.seeds import seeds_path
 from tests.corpora import local_dir_source, write_config
 from tests.phase2.test_pipeline import PHASE2_SETTINGS, STDLIB, _corpus
 from tests.phase3.openai_server import OpenAIServer, Reply
+from tests.services import local_postgres, postgres_instance_settings
 
 PROMPTS = 9
 GOOD = '''"""Problem: {name}. Solved step by step, with a test."""
@@ -135,6 +140,7 @@ def phase3_run(tmp_path_factory: pytest.TempPathFactory):
     with (
         pytest.MonkeyPatch.context() as env,  # module scope: before the per-test isolation
         OpenAIServer(models=("tiny-model", "tiny-model-2"), responder=script) as server,
+        local_postgres() as postgres_url,
     ):
         env.delenv("DAGSTER_HOME", raising=False)
         env.delenv("SNOWCODER_CONFIG", raising=False)
@@ -147,6 +153,10 @@ def phase3_run(tmp_path_factory: pytest.TempPathFactory):
         settings = PHASE2_SETTINGS.replace("budget_fraction = 0.4", "budget_fraction = 1.0")
         path.write_text(path.read_text() + settings)
         config = load_config(path)
+        home = instance_home_of(config)  # the data_dir's own instance, on Postgres
+        home.mkdir(parents=True)
+        on_postgres = postgres_instance_settings(template_path(), postgres_url)
+        (home / "dagster.yaml").write_text(on_postgres)
         lines: list[str] = []
         assert materialize(config, "*synthetic_seeds", echo=lines.append).ok, lines
         script.load(config.data_dir, config)
@@ -263,6 +273,8 @@ def test_every_phase_is_evaluated_into_the_view_the_ui_and_the_card(phase3_run) 
     assert all(r[4] in ("passed", "timed out") or r[4].startswith("failed: ") for r in rows)
     assert all(r[3] == (r[4] == "passed") for r in rows)
     with open_instance(config) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_runs())
         event = instance.get_latest_materialization_event(dg.AssetKey("evaluation"))
         checks = {
             key.name: instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
