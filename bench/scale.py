@@ -9,7 +9,12 @@ storage. Timed, one after another, as the daemon and the CLI do them:
 - `automation_tick`: one evaluation of every asset's automation condition over all partitions
   (`dg.evaluate_automation_conditions`, the automation sensor's code path);
 - `plan_backfill`: `snowcoder materialize`'s plan of `*phase1_corpus` over every partition,
-  batched into runs (`[orchestration] partitions_per_run`), without launching them.
+  batched into runs (`[orchestration] partitions_per_run`), without launching them;
+- `ui_backfill_launch` and `backfill_daemon_plan`: the same selection as the UI's
+  "Materialize all" backfill (the GraphQL mutation), then one iteration of Dagster's backfill
+  daemon over it: the seconds until it submits its first run (its planning), and the seconds
+  per run it then submits (the roots' batches, `BackfillPolicy.multi_run`); the backfill is
+  canceled after the first chunk of 25 submissions.
 
 Usage: python bench/scale.py [--shards 10000]
 """
@@ -22,6 +27,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -122,6 +128,54 @@ def run(config_path: Path) -> None:
             "requested": r.total_requested, "partitions": len(partitions)})  # fmt: skip
         timed("plan_backfill", plan_backfill, extra=lambda p: {
             "runs": len(p.runs), "per_run": config.orchestration.partitions_per_run})  # fmt: skip
+        daemon_backfill(instance, defs)
+
+
+def daemon_backfill(instance, defs) -> None:
+    """Dagster's own backfill path over every partition: launched as the UI does, then one
+    backfill daemon iteration (its planning and first submissions), timed apart."""
+    import logging
+
+    import dagster as dg
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+
+    from snowcoder_assets.orchestration.materialize import resolve_selection
+    from tests.orchestration.daemon import launch_backfill
+
+    keys = sorted(resolve_selection(defs, "*phase1_corpus"), key=str)
+    backfill_id = timed("ui_backfill_launch", lambda: launch_backfill(instance, keys),
+                        extra=lambda _: {"assets": len(keys)})  # fmt: skip
+    target = ModuleTarget(
+        module_name="snowcoder_assets.definitions", attribute=None,
+        working_directory=str(ROOT), location_name="snowcoder_assets.definitions",
+    )  # fmt: skip
+    with WorkspaceProcessContext(instance, target) as workspace:
+        logger = logging.getLogger("bench.scale.backfill")
+        started = time.time()
+        stopper = threading.Thread(target=_cancel_after_first_chunk, args=(instance, backfill_id))
+        stopper.start()
+        errors = [e for e in execute_backfill_iteration(workspace, logger) if e is not None]
+        stopper.join()
+        assert not errors, errors[0].to_string()
+        records = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        created = sorted(r.create_timestamp.timestamp() for r in records)
+        per_run = (created[-1] - created[0]) / max(len(created) - 1, 1)
+        emit(step="backfill_daemon_plan", seconds=round(created[0] - started, 2),
+             runs_submitted=len(created), seconds_per_submitted_run=round(per_run, 3))  # fmt: skip
+
+
+def _cancel_after_first_chunk(instance, backfill_id: str, chunk: int = 25) -> None:
+    """Stop the iteration after its first chunk of submissions (it checks the backfill's status
+    between chunks): what is timed is the planning, not the submission of every run."""
+    import dagster as dg
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    while instance.get_runs_count(dg.RunsFilter(tags={"dagster/backfill": backfill_id})) < chunk:
+        time.sleep(0.2)
+    backfill = instance.get_backfill(backfill_id)
+    instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
 
 
 if __name__ == "__main__":
