@@ -16,7 +16,7 @@ from snowcoder_assets.evaluation import assets as evaluation_assets
 from snowcoder_assets.hub import assets as hub_assets
 from snowcoder_assets.hub.resources import HubResource
 from snowcoder_assets.orchestration.automation import automation_sensor
-from snowcoder_assets.orchestration.kubernetes import k8s_executor
+from snowcoder_assets.orchestration.kubernetes import KubernetesConfig, PodResources, k8s_executor
 from snowcoder_assets.phase1 import assets as phase1_assets
 from snowcoder_assets.phase1 import global_assets as phase1_global
 from snowcoder_assets.phase2 import assets as phase2_assets
@@ -108,13 +108,25 @@ def with_policy(asset: dg.AssetsDefinition, config: SnowcoderConfig, versions: d
     return asset.with_attributes(backfill_policy=dg.BackfillPolicy.multi_run(per_run))
 
 
+def step_pods(config: SnowcoderConfig) -> KubernetesConfig:
+    """`[kubernetes]`, plus a small pod for `checkpoints` when training runs in pods of its own
+    (`[training] launcher = "k8s"`): its step only waits on them, so it should hold no GPU."""
+    kube = config.kubernetes
+    if config.training.launcher != "k8s" or "checkpoints" in kube.step_resources:
+        return kube
+    waiting = PodResources(cpu="1", memory="2Gi")
+    return kube.model_copy(
+        update={"step_resources": {**kube.step_resources, "checkpoints": waiting}}
+    )
+
+
 def build_defs(config: SnowcoderConfig) -> dg.Definitions:
     """The whole graph for one configuration (tests build it for several)."""
     versions = code_versions(config)
     executor = {
         "in_process": lambda: dg.in_process_executor,
         "multiprocess": lambda: dg.multiprocess_executor,
-        "k8s": lambda: k8s_executor(config.kubernetes),
+        "k8s": lambda: k8s_executor(step_pods(config)),
     }[config.orchestration.executor]()
     return dg.Definitions(
         assets=[with_policy(a, config, versions) for a in ASSETS] + EXTERNAL,

@@ -37,10 +37,13 @@ class KubernetesConfig(StrictModel):
 
 def step_overrides(config: KubernetesConfig) -> dict[str, dict[str, Any]]:
     """`per_step_k8s_config` of the executor: one entry per overridden asset (op name)."""
-    return {
-        name: pod_tags(size.cpu, size.memory, size.gpus)[K8S_CONFIG_TAG]
-        for name, size in sorted(config.step_resources.items())
-    }
+    overrides = {}
+    for name, size in sorted(config.step_resources.items()):
+        tag = pod_tags(size.cpu, size.memory, size.gpus)[K8S_CONFIG_TAG]
+        if not size.gpus:  # dagster-k8s merges this into the op tag: say 0, or its GPU stays
+            tag["container_config"]["resources"]["limits"]["nvidia.com/gpu"] = "0"
+        overrides[name] = tag
+    return overrides
 
 
 def k8s_executor(config: KubernetesConfig) -> Any:

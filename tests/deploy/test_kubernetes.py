@@ -9,6 +9,7 @@ overrides a size, and pods carry the storage URL but no secret value.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from unittest import mock
 
@@ -176,3 +177,20 @@ def test_kubernetes_config_overrides_one_assets_pod(cluster):
     assert resources["limits"] == {"cpu": "16", "memory": "120Gi", "nvidia.com/gpu": "2"}
     untouched = _step_pod(instance, "raw_files", kube)["resources"]
     assert untouched["limits"] == {"cpu": "2", "memory": "4Gi"}
+
+
+def test_checkpoints_step_holds_no_gpu_when_training_runs_in_pods_of_its_own(cluster):
+    from snowcoder_assets.config import load_config
+    from snowcoder_assets.definitions import step_pods
+
+    instance, _, _ = cluster
+    config = load_config(os.environ["SNOWCODER_CONFIG"])
+    assert _step_pod(instance, "checkpoints", step_pods(config))["resources"]["limits"] == {
+        "cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"
+    }  # fmt: skip
+    training = config.training.model_copy(update={"launcher": "k8s"})
+    in_pods = config.model_copy(update={"training": training})
+    resources = _step_pod(instance, "checkpoints", step_pods(in_pods))["resources"]
+    # "0", not absent: dagster-k8s merges the override into the asset's op tag
+    assert resources["limits"] == {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "0"}
+    assert resources["requests"] == {"cpu": "1", "memory": "2Gi"}
