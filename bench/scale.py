@@ -138,20 +138,15 @@ def daemon_backfill(instance, defs) -> None:
 
     import dagster as dg
     from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import ModuleTarget
     from dagster._daemon.backfill import execute_backfill_iteration
 
     from snowcoder_assets.orchestration.materialize import resolve_selection
-    from tests.orchestration.daemon import launch_backfill
+    from tests.orchestration.daemon import code_location_target, launch_backfill
 
     keys = sorted(resolve_selection(defs, "*phase1_corpus"), key=str)
     backfill_id = timed("ui_backfill_launch", lambda: launch_backfill(instance, keys),
                         extra=lambda _: {"assets": len(keys)})  # fmt: skip
-    target = ModuleTarget(
-        module_name="snowcoder_assets.definitions", attribute=None,
-        working_directory=str(ROOT), location_name="snowcoder_assets.definitions",
-    )  # fmt: skip
-    with WorkspaceProcessContext(instance, target) as workspace:
+    with WorkspaceProcessContext(instance, code_location_target()) as workspace:
         logger = logging.getLogger("bench.scale.backfill")
         started = time.time()
         stopper = threading.Thread(target=_cancel_after_first_chunk, args=(instance, backfill_id))

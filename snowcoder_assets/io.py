@@ -99,30 +99,20 @@ def read_table(path: DataPath, columns: Sequence[str] | None = None) -> pa.Table
 def atomic_path(target: DataPath) -> Iterator[Path]:
     """Yield a temporary local path; put it in place as `target` only on success (a rename
     beside `target`, or one upload to object storage)."""
-    if is_remote(target):
-        with _uploaded_on_success(target) as tmp:
-            yield tmp
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remote = is_remote(target)
+    if not remote:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = None if remote else target.parent  # a rename needs the same filesystem
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=scratch)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def _uploaded_on_success(target: DataPath) -> Iterator[Path]:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        upload(tmp, target)
+        if remote:
+            upload(tmp, target)
+        else:
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -43,12 +43,12 @@ def is_remote(path: DataPath) -> bool:
     return not isinstance(path, Path)
 
 
-def data_path(spec: str | os.PathLike[str]) -> DataPath:
-    """A local Path for paths and `file://` URLs, a UPath for object-storage URLs (a path
-    that is one already is returned as it is)."""
-    if not isinstance(spec, str | os.PathLike) or isinstance(spec, Path):
+def data_path(spec: str | DataPath) -> DataPath:
+    """A local Path for paths and `file://` URLs, a UPath for object-storage URLs (a Path or
+    UPath already is returned as it is)."""
+    if not isinstance(spec, str):
         return spec
-    text = os.fspath(spec)
+    text = spec
     if text.startswith("file://"):
         return Path(text.removeprefix("file://"))
     if not is_url(text):

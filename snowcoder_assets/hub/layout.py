@@ -59,7 +59,6 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
 def sorted_batches(files: Sequence[Path], spill_dir: Path) -> tuple[pa.Schema, Iterator[pa.Table]]:
     """The corpus rows ordered by (lang, document_id), in tables of `ROW_GROUP_ROWS` rows,
     with the parquet files' own (unified) schema."""
-
     schema = pa.unify_schemas(
         [open_parquet(f).schema_arrow for f in files], promote_options="default"
     )
@@ -188,7 +187,7 @@ def dataset_layout(
 ) -> CardInfo:
     """Write the repository for `corpus_dir` into `out_dir` (replaced whole, atomically)."""
     files = corpus_files(corpus_dir)
-    out_dir = data_path(out_dir) if isinstance(out_dir, str) else out_dir
+    out_dir = data_path(out_dir)
     scratch = None if is_remote(out_dir) else out_dir.parent  # built locally, then uploaded
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)

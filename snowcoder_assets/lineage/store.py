@@ -35,7 +35,6 @@ def ensure_tables(data_dir: Path) -> None:
 
 def refresh_views(data_dir: Path) -> Path:
     """Rebuild `<data_dir>/lineage.duckdb` with the views of every lineage table."""
-
     data_dir = data_dir if is_remote(data_dir) else data_dir.resolve()
     ensure_tables(data_dir)
     target = lineage_db_path(data_dir)
@@ -67,11 +66,10 @@ def _view_sql(data_dir: Path, view: str) -> str:
 
 def query(data_dir: Path, name: str, **params: Any) -> list[dict[str, Any]]:
     """Run `sql/<name>.sql` against the lineage views; rows as dicts."""
-
     db = lineage_db_path(data_dir)
     if not db.is_file():
         refresh_views(data_dir)
-    with connect_duckdb(str(db), read_only=True) as con:
+    with connect_duckdb(db, read_only=True) as con:
         cursor = con.execute(load_sql(name), params or None)
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

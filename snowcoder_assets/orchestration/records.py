@@ -21,6 +21,9 @@ from dagster._core.definitions.data_version import (
     DATA_VERSION_TAG,
     get_input_event_pointer_tag,
 )
+from dagster._core.events import DagsterEvent, StepMaterializationData
+from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+from dagster._time import get_current_timestamp
 
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 CHUNK = 500  # storage ids per query (SQLite limits bound variables)
@@ -78,10 +81,6 @@ def report_runless_materializations(
 
 
 def _runless_entry(event: dg.AssetMaterialization) -> dg.EventLogEntry:
-    from dagster._core.events import DagsterEvent, StepMaterializationData
-    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
-    from dagster._time import get_current_timestamp
-
     return dg.EventLogEntry(
         error_info=None,
         level=logging.INFO,

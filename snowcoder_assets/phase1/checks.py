@@ -29,7 +29,6 @@ def _missing(
     asset: str, inputs: Path, outputs: Path, stage: str | None = None
 ) -> dg.AssetCheckResult:
     """Every doc of `inputs` appears in `outputs` (decisions of `stage`, when given)."""
-
     where = "WHERE o.stage = ?" if stage else ""
     params = [str(inputs), str(outputs)] + ([stage] if stage else [])
     with connect_duckdb() as con:
@@ -87,10 +86,9 @@ def corpus_checks(config: SnowcoderConfig, rebuilt: list[Path]) -> list[dg.Asset
     so running the benchmark index over it again (the cost of the whole decontamination stage a
     second time) can only add n-grams that span two files. A new index changes decontamination's
     code version, which rebuilds every shard."""
-
     corpus = [str(p) for p in files_under(corpus_dir(config.data_dir)) if p.suffix == ".parquet"]
     filtered = str(config.data_dir / "filtered_files" / "*" / "*.parquet")
-    with connect_duckdb(str(lineage_db_path(config.data_dir)), read_only=True) as con:
+    with connect_duckdb(lineage_db_path(config.data_dir), read_only=True) as con:
         undecided = _ids(con, "SELECT doc_id FROM file_status WHERE reason = 'undecided'")
         dup_ids = _ids(con, "SELECT doc_id FROM files GROUP BY doc_id HAVING count(*) > 1")
         exact = corpus and _ids(

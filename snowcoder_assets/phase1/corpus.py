@@ -155,7 +155,6 @@ def _files_in_document_order(
 ) -> Iterator[dict[str, Any]]:
     """Files (doc_id, partition, source, repo, lang, path, content) sorted by group and seeded
     order; `doc_ids` limits the files taken."""
-
     if not paths:
         return
     with connect_duckdb() as con:

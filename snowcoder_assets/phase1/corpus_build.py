@@ -113,7 +113,6 @@ def _remove_other_shards(config: SnowcoderConfig, keep: set[Path]) -> None:
 
 
 def _add_totals(build: CorpusBuild, corpus_files: list[Path]) -> None:
-
     if not corpus_files:
         return
     with connect_duckdb() as con:

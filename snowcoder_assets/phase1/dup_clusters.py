@@ -430,7 +430,6 @@ def _write(
 def _write_if_changed(path: Path, table: pa.Table) -> None:
     """Cluster ids of untouched partitions can still move (a union-find root changed): compare
     with the file on disk and rewrite only when the rows differ."""
-
     if path.is_file() and read_table(path).equals(table):
         return
     write_table(path, table)

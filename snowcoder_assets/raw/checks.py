@@ -22,7 +22,6 @@ def _parts(data_dir: Path, source: str, shard: str) -> tuple[str, str]:
 
 def check_every_file_decided(data_dir: Path, source: str, shard: str) -> dg.AssetCheckResult:
     """Every file the shard read has exactly one ingest decision, and no decision is orphaned."""
-
     files, decisions = _parts(data_dir, source, shard)
     with connect_duckdb() as con:
         undecided = con.execute(
@@ -48,7 +47,6 @@ def check_every_file_decided(data_dir: Path, source: str, shard: str) -> dg.Asse
 
 def check_unique_doc_ids(data_dir: Path, source: str, shard: str) -> dg.AssetCheckResult:
     """No doc_id appears twice among the shard's files."""
-
     files, _ = _parts(data_dir, source, shard)
     with connect_duckdb() as con:
         dupes = con.execute(

@@ -247,7 +247,6 @@ def build_tokenizer(
 
 def documents_in_seeded_order(paths: Sequence[Path], seed: int) -> Iterator[str]:
     """Document texts of the corpus files, in an order fixed by `seed` (not by the files)."""
-
     if not paths:
         return
     with connect_duckdb() as con:

@@ -94,8 +94,8 @@ def _every_object_is_whole(url: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_reference(tmp_path_factory) -> tuple[Path, Path, dict[str, bytes], list[tuple]]:
-    """The planted corpus run once on a local data_dir: (corpus, folder, files, file fates)."""
+def local_reference(tmp_path_factory) -> tuple[Path, dict[str, bytes], list[tuple]]:
+    """The planted corpus run once on a local data_dir: (corpus, files, file fates)."""
     tmp_path = tmp_path_factory.mktemp("local")
     corpus = tmp_path / "corpus"
     build_planted_corpus(corpus)
@@ -103,7 +103,7 @@ def local_reference(tmp_path_factory) -> tuple[Path, Path, dict[str, bytes], lis
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_HOME", str(_home(tmp_path / "home")))
         assert materialize(config, SELECTION, echo=lambda _: None).ok
-    return corpus, tmp_path, _files(str(config.data_dir)), _file_fates(config.data_dir)
+    return corpus, _files(str(config.data_dir)), _file_fates(config.data_dir)
 
 
 def _home(path: Path) -> Path:
@@ -133,7 +133,7 @@ def _assert_same_as_local(url: str, config, local_files: dict, local_fates: list
 def test_phase1_and_dry_run_on_s3_match_a_local_data_dir(
     tmp_path, on_s3, monkeypatch, local_reference
 ):
-    corpus, _, local_files, local_fates = local_reference
+    corpus, local_files, local_fates = local_reference
     url, config_file = _bucket_config(tmp_path, monkeypatch, corpus, "same-bytes")
     config = load_config(config_file)
     assert str(config.data_dir) == url
@@ -161,7 +161,7 @@ def _first_objects(url: str, process: subprocess.Popen, timeout_s: float = 240.0
 def test_a_killed_run_leaves_only_whole_objects_and_reruns_to_the_same_bytes(
     tmp_path, on_s3, monkeypatch, local_reference
 ):
-    corpus, _, local_files, local_fates = local_reference
+    corpus, local_files, local_fates = local_reference
     url, config_file = _bucket_config(tmp_path, monkeypatch, corpus, "killed")
     cli = Path(sys.executable).parent / "snowcoder"
     run = subprocess.Popen(

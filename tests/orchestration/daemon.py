@@ -79,18 +79,23 @@ def _wait_for_heartbeat(home: Path, process: subprocess.Popen, log: Path) -> Non
     )
 
 
-def launch_backfill(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> str:
-    """What the asset graph's "Materialize all" sends: every selected asset, all partitions."""
-    from dagster._core.workspace.context import WorkspaceProcessContext
+def code_location_target():
+    """The project's code location, loaded in this process as the webserver loads it."""
     from dagster._core.workspace.load_target import ModuleTarget
-    from dagster_graphql.schema import create_schema
 
-    target = ModuleTarget(
+    return ModuleTarget(
         module_name="snowcoder_assets.definitions", attribute=None,
         working_directory=str(PROJECT_ROOT), location_name="snowcoder_assets.definitions",
     )  # fmt: skip
+
+
+def launch_backfill(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> str:
+    """What the asset graph's "Materialize all" sends: every selected asset, all partitions."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster_graphql.schema import create_schema
+
     params = {"assetSelection": [{"path": k.path} for k in keys], "allPartitions": True}
-    with WorkspaceProcessContext(instance, target) as workspace:
+    with WorkspaceProcessContext(instance, code_location_target()) as workspace:
         result = asyncio.run(
             create_schema().execute_async(
                 LAUNCH_BACKFILL,
