@@ -15,7 +15,7 @@ Decisions:
 - `freeze_layers` keeps the embeddings and the first encoder layers as pretrained, and
   `dtype = "auto"` trains under bf16 autocast where the CPU computes bf16 natively (fp32 master
   weights): together 2.3x faster per step here, which pays for the extra chunks and epochs.
-- Determinism: data order and windows from `random.Random(seed)`; head init and dropout from
+- Determinism: data order from `random.Random(seed)`; head init and dropout from
   `torch.manual_seed(seed)` in a forked RNG (the caller's state is untouched);
   `torch.use_deterministic_algorithms(True)` while training. Same seed, data and thread count
   give byte-identical weights on CPU.
