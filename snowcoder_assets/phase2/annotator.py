@@ -12,9 +12,11 @@ Decisions:
   Trained on one random chunk per text, a stub or a shuffled body under a real docstring has
   the same head chunk as the real function with the opposite label, so the model learned
   "has a docstring" and scored stubs above real functions (eval-set AUC 0.40 on stubs).
-- `freeze_layers` keeps the embeddings and the first encoder layers as pretrained, and
-  `dtype = "auto"` trains under bf16 autocast where the CPU computes bf16 natively (fp32 master
-  weights): together 2.3x faster per step here, which pays for the extra chunks and epochs.
+- `freeze_layers` keeps the embeddings and the first encoder layers as pretrained (run without
+  dropout, as at inference), and `dtype = "auto"` trains under bf16 autocast where the CPU
+  computes bf16 natively (fp32 master weights): together 2.3x faster per step here, which pays
+  for the extra chunks and epochs. The frozen layers' outputs are computed once per chunk, not
+  every step (`frozen_prefix.py`): another 1.5x.
 - Determinism: data order from `random.Random(seed)`; head init and dropout from
   `torch.manual_seed(seed)` in a forked RNG (the caller's state is untouched);
   `torch.use_deterministic_algorithms(True)` while training. Same seed, data and thread count
@@ -38,11 +40,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from snowcoder_assets.phase2.frozen_prefix import (
+    ChunkForward,
+    cache_mib,
+    cached_forward,
+    full_forward,
+    splittable,
+)
 from snowcoder_assets.phase2.scoring import (
     ANNOTATOR_FILE,
     chunk_tokens,
     chunk_windows,
-    collate,
     file_scores,
     resolve_dtype,
     special_tokens,
@@ -64,6 +72,8 @@ class AnnotatorConfig(StrictModel):
     warmup_fraction: float = 0.1
     balance_classes: bool = True  # weigh positives by negatives/positives in the loss
     freeze_layers: int = Field(default=3, ge=0)  # embeddings + this many first layers stay
+    # Their outputs computed once per training chunk and kept, up to this size (frozen_prefix.py).
+    frozen_cache_mib: int = Field(default=4096, ge=0)
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # training autocast; auto: native bf16
     seed: int = 0
     # The quality eval set (phase2/quality_eval.py) measured after training, per side; 0 = off.
@@ -148,8 +158,7 @@ def freeze(model, layers: int) -> None:
         )
     if layers > len(stack):
         raise ValueError(f"[annotator] freeze_layers = {layers}, but the encoder has {len(stack)}")
-    for module in (base.embeddings, *stack[:layers]):
-        module.requires_grad_(False)
+    _frozen_modules(model, layers).requires_grad_(False)
 
 
 def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
@@ -170,11 +179,13 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
     per_epoch = math.ceil(len(windows) / config.batch_size)
     total = per_epoch * config.epochs
     warmup = round(config.warmup_fraction * total)
-    prefix, suffix = special_tokens(tokenizer)
     positives = sum(labels)
     weight = (len(labels) - positives) / positives if config.balance_classes and positives else 1.0
     bf16 = resolve_dtype(config.dtype) == "bfloat16"
+    first = np.cumsum([0] + [len(w) for w in windows]).tolist()  # text i: chunks first[i]..
+    forward = _chunk_forward(model, tokenizer, [c for w in windows for c in w], config, bf16, log)
     model.train()
+    _frozen_modules(model, config.freeze_layers).eval()  # as at inference, as when cached
     losses: list[float] = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
@@ -183,14 +194,12 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
         for b in range(per_epoch):
             index = order[b * config.batch_size : (b + 1) * config.batch_size]
             owner = torch.tensor([n for n, i in enumerate(index) for _ in windows[i]])
-            chunks = [c for i in index for c in windows[i]]
-            inputs = collate(chunks, prefix, suffix, tokenizer.pad_token_id)
             targets = torch.tensor([labels[i] for i in index])
             for group in optimizer.param_groups:
                 group["lr"] = config.learning_rate * lr_factor(len(losses), total, warmup)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(**inputs).logits[:, 0].float()
-            loss = file_loss(logits, owner, targets, weight)
+                logits = forward([k for i in index for k in range(first[i], first[i + 1])])
+            loss = file_loss(logits.float(), owner, targets, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained, MAX_GRAD_NORM)
@@ -205,6 +214,40 @@ def _fit(model, tokenizer, windows, labels, config, rng, log) -> list[float]:
                     f"loss {sum(recent) / len(recent):.4f} (elapsed {elapsed:.0f}s, eta {eta:.0f}s)"
                 )
     return losses
+
+
+def _chunk_forward(model, tokenizer, chunks, config, bf16: bool, log) -> ChunkForward:
+    """`forward(chunk ids) -> logits`: from the frozen prefix's cached states where it can
+    (`frozen_prefix.py`), else through the whole model every step."""
+    prefix, suffix = special_tokens(tokenizer)
+    pad = tokenizer.pad_token_id
+    layers = config.freeze_layers
+    if not layers or not splittable(model):
+        return full_forward(model, chunks, prefix, suffix, pad)
+    mib = cache_mib(chunks, len(prefix) + len(suffix), model, 2 if bf16 else 4)
+    if mib > config.frozen_cache_mib:
+        log(
+            f"annotator: the frozen layers' states would take {mib:.0f} MiB, over "
+            f"[annotator] frozen_cache_mib = {config.frozen_cache_mib}: recomputed every step"
+        )
+        return full_forward(model, chunks, prefix, suffix, pad)
+    start = time.perf_counter()
+    forward = cached_forward(model, layers, chunks, prefix, suffix, pad, bf16)
+    log(
+        f"annotator: states after the {layers} frozen layers cached for {len(chunks)} chunks "
+        f"({mib:.0f} MiB, {time.perf_counter() - start:.0f}s)"
+    )
+    return forward
+
+
+def _frozen_modules(model, layers: int):
+    """The embeddings and first `layers` encoder layers as one module (empty when none)."""
+    import torch
+
+    if not layers:
+        return torch.nn.ModuleList()
+    base = model.base_model
+    return torch.nn.ModuleList([base.embeddings, *base.encoder.layer[:layers]])
 
 
 def file_loss(logits, owner, targets, pos_weight: float):

@@ -274,6 +274,41 @@ def test_freezing_more_layers_than_the_encoder_has_is_a_clear_error(tmp_path, en
         train_annotator(labelled_split()[0][:4], [], config, tmp_path / "a", log=lambda _: None)
 
 
+def test_cached_frozen_prefix_gives_the_full_forwards_logits(encoder):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from snowcoder_assets.phase2.frozen_prefix import cached_forward, full_forward, splittable
+    from snowcoder_assets.phase2.scoring import special_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=1).eval()
+    texts = [text for text, _ in labelled_split()[0][:6]]
+    chunks = [c for w in chunk_windows(tokenizer, texts, 30) for c in w]
+    prefix, suffix = special_tokens(tokenizer)
+    args = (chunks, prefix, suffix, tokenizer.pad_token_id)
+    ids = [len(chunks) - 1, 0, 2]  # mixed lengths, out of order
+    assert splittable(model)
+    with torch.inference_mode():
+        full = full_forward(model, *args)(ids)
+        cached = cached_forward(model, 1, *args, bf16=False)(ids)
+    assert torch.allclose(full, cached, atol=1e-5), (full, cached)
+
+
+def test_training_without_the_cache_gives_the_same_annotator(tmp_path, encoder):
+    train, validation = labelled_split()
+    data = train[:12], validation[:6]
+    fp32 = AnnotatorConfig(base_model=encoder, **TINY, dtype="float32")
+    logs: list[str] = []
+    cached = train_annotator(*data, fp32, tmp_path / "a", log=logs.append)
+    uncached = fp32.model_copy(update={"frozen_cache_mib": 0})
+    recomputed = train_annotator(*data, uncached, tmp_path / "b", log=logs.append)
+    assert any("cached for" in line for line in logs)
+    assert any("over [annotator] frozen_cache_mib = 0" in line for line in logs)
+    assert np.allclose(cached["train_losses"], recomputed["train_losses"], atol=1e-5)
+    assert recomputed["roc_auc"] == pytest.approx(cached["roc_auc"])
+
+
 def test_file_loss_is_the_bce_of_the_mean_chunk_probability():
     import torch
 
