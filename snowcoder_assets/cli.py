@@ -324,7 +324,9 @@ def _print_annotator(config: SnowcoderConfig) -> None:
     )
     methods = {"annotator": result["annotator"], **result["baselines"]}
     rows = [{"method": name, "roc_auc": m["roc_auc"]} for name, m in methods.items()]
-    _print_table(rows, f"best baseline: {result['best_baseline']}")
+    best = result["best_baseline"]
+    margin = result["annotator"]["roc_auc"] - methods[best]["roc_auc"]
+    _print_table(rows, f"annotator vs the best baseline ({best}): {margin:+.4f}")
 
 
 def _print_selection(config: SnowcoderConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,28 @@ def test_cli_help(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 0
+
+
+def test_demo_summary_names_the_annotator_margin_over_the_best_baseline(tmp_path: Path, capsys):
+    from types import SimpleNamespace
+
+    from snowcoder_assets.cli import _print_annotator
+    from snowcoder_assets.layout import annotator_eval_path
+
+    figures = {
+        "eval_rows": 400,
+        "packages": ["attr", "httpx"],
+        "annotator": {"roc_auc": 0.9159},
+        "baselines": {
+            "docstring_rule": {"roc_auc": 0.8675},
+            "hashed_ngram_lr": {"roc_auc": 0.8029},
+        },
+        "best_baseline": "docstring_rule",
+    }
+    annotator_eval_path(tmp_path).write_text(json.dumps(figures))
+    _print_annotator(SimpleNamespace(data_dir=tmp_path))
+    out = capsys.readouterr().out
+    assert "400 snippets from 2 packages" in out
+    assert "annotator vs the best baseline (docstring_rule): +0.0484" in out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[4:]}
+    assert rows == {"annotator": "0.9159", "docstring_rule": "0.8675", "hashed_ngram_lr": "0.8029"}
