@@ -44,6 +44,18 @@ def test_a_snippet_contained_in_a_training_text_is_dropped() -> None:
     assert len(kept) >= len(rows) - 3  # only what the training text contains
 
 
+def test_a_near_duplicate_of_a_training_text_is_dropped_too() -> None:
+    rows = build_eval_set(set(), **SMALL)
+    row = max(rows, key=lambda r: len(r["text"]))
+    lines = row["text"].splitlines()
+    lines[len(lines) // 2] = "    value = compute_something_else(value)  # edited"
+    edited = "\n".join("\t" + line for line in lines).replace("return", "return  ", 1)
+    assert edited.strip() != row["text"].strip()
+    kept = drop_overlapping(rows, [edited])
+    assert row not in kept
+    assert len(kept) >= len(rows) - 3
+
+
 def test_eval_rows_leave_out_the_packages_a_configured_corpus_reads(tmp_path):
     from snowcoder_assets.config import load_config
     from snowcoder_assets.phase2.quality_yardstick import corpus_packages, eval_rows
