@@ -30,7 +30,7 @@ from datetime import date
 from snowcoder_assets.config import load_config
 from snowcoder_assets.layout import annotator_dir
 from snowcoder_assets.phase2.annotator_training_set import load_training_set
-from snowcoder_assets.phase2.quality_yardstick import corpus_packages, measure
+from snowcoder_assets.phase2.quality_yardstick import corpus_packages, margin, measure
 
 
 def emit(**fields) -> None:
@@ -96,7 +96,7 @@ def main() -> None:
     emit(
         best_baseline=best,
         best_baseline_roc_auc=result["baselines"][best]["roc_auc"],
-        margin=round(result["annotator"]["roc_auc"] - result["baselines"][best]["roc_auc"], 4),
+        margin=margin(result),
     )
 
 

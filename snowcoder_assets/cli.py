@@ -310,6 +310,7 @@ def _stats(_args: argparse.Namespace, config: SnowcoderConfig) -> int:
 def _print_annotator(config: SnowcoderConfig) -> None:
     """The annotator against the baselines on the quality eval set (quality_yardstick)."""
     from snowcoder_assets.layout import annotator_eval_path
+    from snowcoder_assets.phase2.quality_yardstick import margin
 
     path = annotator_eval_path(config.data_dir)
     if not path.is_file():
@@ -324,9 +325,8 @@ def _print_annotator(config: SnowcoderConfig) -> None:
     )
     methods = {"annotator": result["annotator"], **result["baselines"]}
     rows = [{"method": name, "roc_auc": m["roc_auc"]} for name, m in methods.items()]
-    best = result["best_baseline"]
-    margin = result["annotator"]["roc_auc"] - methods[best]["roc_auc"]
-    _print_table(rows, f"annotator vs the best baseline ({best}): {margin:+.4f}")
+    title = f"annotator vs the best baseline ({result['best_baseline']}): {margin(result):+.4f}"
+    _print_table(rows, title)
 
 
 def _print_selection(config: SnowcoderConfig) -> None:

@@ -147,6 +147,13 @@ def measure(
     }
 
 
+def margin(result: dict[str, Any]) -> float:
+    """The annotator's eval AUC minus the best baseline's, from a `measure` result (the goal is
+    >= 0.05); derived, so eval files written before it existed still give it."""
+    best = result["baselines"][result["best_baseline"]]
+    return round(result["annotator"]["roc_auc"] - best["roc_auc"], 4)
+
+
 def extremes(rows: list[dict[str, Any]], scores: np.ndarray, k: int = 5) -> list[dict]:
     """The k top and k bottom scored snippets: score, label, kind, package and first line."""
     order = np.argsort(-scores, kind="stable")
