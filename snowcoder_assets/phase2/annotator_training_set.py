@@ -138,7 +138,8 @@ def balanced_negatives(
 
 def hard_examples(positives: list[dict[str, Any]], data: AnnotatorDataConfig) -> list[dict]:
     """Documented functions of the positives (label 1) and corrupted copies of every positive
-    file and function (label 0, origin `corrupted:<kind>`), each in its source's group."""
+    file and function (label 0, origin `corrupted:<kind>`), each in its source's group; a
+    corruption that leaves the text as it was is not kept."""
     rng = random.Random(data.seed)
     out: list[dict[str, Any]] = []
     for row in positives:
@@ -151,17 +152,13 @@ def hard_examples(positives: list[dict[str, Any]], data: AnnotatorDataConfig) ->
             doc_id = f"{row['doc_id']}#{number}"
             if number:
                 out.append({**row, "content": text, "origin": origin, "doc_id": doc_id, "label": 1})
-            if data.corrupted_copies:
-                out += [
-                    {
-                        **row,
-                        "content": corrupt(text, kind, lang, rng),
-                        "origin": f"corrupted:{kind}",
-                        "doc_id": f"{doc_id}~{kind}",
-                        "label": 0,
-                    }
-                    for kind in _corruptions(number, len(out))
-                ]
+            if not data.corrupted_copies:
+                continue
+            for kind in _corruptions(number, len(out)):
+                copy = corrupt(text, kind, lang, rng)
+                if copy != text:  # a one-line body shuffled: the positive itself, labelled 0
+                    copy_of = {"origin": f"corrupted:{kind}", "doc_id": f"{doc_id}~{kind}"}
+                    out.append({**row, "content": copy, **copy_of, "label": 0})
     return out
 
 

@@ -67,6 +67,8 @@ def test_hard_examples_add_snippets_and_corrupted_copies_in_the_same_group():
     assert {r["group"] for r in out if r["doc_id"].startswith("p1")} == {"g1"}
     assert [r["group"] for r in out if r["doc_id"].startswith("c1")] == ["g2"]
     assert len({r["doc_id"] for r in out}) == len(out)
+    one_line = _positive("c2", "c", "int answer = 42;", "g3")  # shuffling it changes nothing
+    assert hard_examples([one_line], data) == []
     assert (
         hard_examples(
             [python], AnnotatorDataConfig(corrupted_copies=False, snippets_per_positive=0)
