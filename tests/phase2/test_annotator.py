@@ -25,6 +25,7 @@ import inspect
 import itertools
 import json
 import os
+import random
 import shutil
 import statistics
 import string
@@ -366,9 +367,11 @@ def test_visible_layout_writes_line_starts_as_tokens():
 def test_the_scorer_reads_layout_as_its_annotator_was_trained(trained, tmp_path, encoder):
     """Indentation and line order are visible only to an annotator trained with show_layout;
     the setting travels in annotator.json, whoever builds the Scorer."""
+    from snowcoder_assets.phase2.hard_negatives import corrupt
+
     out, _, validation = trained
     source = validation[0][0]
-    flat = "\n".join(line.strip() for line in source.splitlines() if line.strip())
+    flat = corrupt(source, "squeezed", "python", random.Random(0))
     with_layout = Scorer(out, 64, FP32).score([source, flat])
     assert abs(with_layout[0] - with_layout[1]) > 1e-4
     train, _ = labelled_split()
